@@ -1,0 +1,2 @@
+//! Examples of embedding the Sparebox crates; see the `examples/` programs.
+#![forbid(unsafe_code)]

@@ -1,0 +1,46 @@
+//! The wire protocol between the Sparebox server and its host daemons.
+//!
+//! Everything here is plain data with serde derives, encoded as camelCase JSON. The daemon
+//! always initiates: it posts a [`HeartbeatRequest`] (hardware, agent statuses,
+//! acknowledgements) and receives a [`HeartbeatResponse`] (commands to run, which acks the
+//! server has recorded, when to call again). For deploys and configuration updates it then
+//! fetches a [`DeployBundle`].
+//!
+//! | type | direction |
+//! |---|---|
+//! | [`HeartbeatRequest`] | daemon → server, `POST /api/v1/hosts/heartbeat` |
+//! | [`HeartbeatResponse`] | server → daemon |
+//! | [`Command`], [`CommandAck`] | inside the two above |
+//! | [`AgentStatusReport`] | daemon → server, one per agent in each heartbeat |
+//! | [`DeployBundle`] | server → daemon, `GET /api/v1/agents/{id}/deploy-config` |
+//!
+//! ```no_run
+//! use sparebox_protocol::HeartbeatRequest;
+//!
+//! let body = r#"{"protocolVersion":1,"daemonVersion":"0.1.0","isolation":"docker",
+//!   "hardware":{"ramMb":8192,"cpuCores":4,"diskGb":100,"os":"linux","arch":"x86_64","gpu":null},
+//!   "agentStatuses":[],"commandAcks":[]}"#;
+//! let heartbeat: HeartbeatRequest = serde_json::from_str(body).unwrap();
+//! assert!(heartbeat.agent_statuses.is_empty());
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod bundle;
+mod heartbeat;
+
+pub use bundle::{DeployBundle, WorkspaceFile};
+pub use heartbeat::{
+    AckStatus, AgentStatusReport, Command, CommandAck, HeartbeatRequest, HeartbeatResponse,
+    HostHardware, IsolationMode, IsolationReport, RuntimeStatus,
+};
+
+/// The protocol version this crate speaks. A server rejects heartbeats with a different
+/// major version with a clear error rather than misreading them.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest heartbeat body a server accepts, in bytes.
+pub const MAX_HEARTBEAT_BYTES: usize = 256 * 1024;
+
+/// The most agent statuses or command acks one heartbeat may carry.
+pub const MAX_REPORTS_PER_HEARTBEAT: usize = 512;

@@ -1,0 +1,107 @@
+//! How Sparebox runs agents on a host.
+//!
+//! The [`Runtime`] trait is the contract between the host daemon and whatever actually
+//! runs an agent. An agent is addressed by its [`AgentId`]; the runtime derives the
+//! container name (`sparebox-agent-<short id>`) and labels every container it creates with
+//! the agent id, so it can find its containers again after a daemon restart.
+//!
+//! | implementation | cargo feature | isolation |
+//! |---|---|---|
+//! | `docker::DockerRuntime` | `docker` (default) | a hardened container per agent, hard limits |
+//! | `fake::FakeRuntime` | `fake` | none: records calls, for unit tests |
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod spec;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sparebox_core::AgentId;
+use sparebox_protocol::IsolationMode;
+
+pub use spec::*;
+
+/// The label every managed container carries, holding the agent id.
+pub const AGENT_LABEL: &str = "dev.sparebox.agent-id";
+
+/// The label holding the agent's tier.
+pub const TIER_LABEL: &str = "dev.sparebox.tier";
+
+/// The port OpenClaw's gateway listens on inside a container.
+pub const GATEWAY_CONTAINER_PORT: u16 = 18789;
+
+/// The container (or profile) name for an agent.
+pub fn agent_container_name(agent: AgentId) -> String {
+    format!("sparebox-agent-{}", agent.short())
+}
+
+/// Errors from a runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The engine could not be reached at all.
+    #[error("container engine unavailable: {0}")]
+    Unavailable(String),
+    /// The image is not on the host and could not be pulled.
+    #[error("image {image} unavailable: {reason}")]
+    ImageUnavailable {
+        /// The image reference.
+        image: String,
+        /// Why it could not be had.
+        reason: String,
+    },
+    /// No container for this agent exists.
+    #[error("agent {0} has no container")]
+    NotFound(AgentId),
+    /// The engine refused or failed an operation.
+    #[error("{operation} agent {agent}: {message}")]
+    Engine {
+        /// What was being done (`create`, `start`, …).
+        operation: &'static str,
+        /// The agent.
+        agent: AgentId,
+        /// The engine's message.
+        message: String,
+    },
+}
+
+/// Shorthand for runtime results.
+pub type RuntimeResult<T> = Result<T, RuntimeError>;
+
+/// Runs agents on this host.
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// The isolation this runtime provides.
+    fn isolation(&self) -> IsolationMode;
+
+    /// Facts about the engine: version, cgroup version, rootless or not.
+    async fn fingerprint(&self) -> RuntimeResult<Fingerprint>;
+
+    /// Makes sure `image` is present, pulling it if needed.
+    async fn ensure_image(&self, image: &str) -> RuntimeResult<()>;
+
+    /// Creates the agent's container from `spec` and starts it. Fails if one exists.
+    async fn create_and_start(&self, spec: &AgentSpec) -> RuntimeResult<ContainerInfo>;
+
+    /// Starts the agent's existing container; a running one is left alone.
+    async fn start(&self, agent: AgentId) -> RuntimeResult<()>;
+
+    /// Stops the agent: SIGTERM, then a kill after `grace`. A stopped one is left alone.
+    async fn stop(&self, agent: AgentId, grace: Duration) -> RuntimeResult<()>;
+
+    /// Stops then starts the agent.
+    async fn restart(&self, agent: AgentId, grace: Duration) -> RuntimeResult<()>;
+
+    /// Removes the agent's container and anything the runtime created for it. Removing an
+    /// agent that has no container succeeds.
+    async fn remove(&self, agent: AgentId) -> RuntimeResult<()>;
+
+    /// The agent's container, or `None` when it has none.
+    async fn inspect(&self, agent: AgentId) -> RuntimeResult<Option<ContainerInfo>>;
+
+    /// One-shot resource usage of a running agent.
+    async fn stats(&self, agent: AgentId) -> RuntimeResult<AgentStats>;
+
+    /// Every container this runtime manages on the host, found by label.
+    async fn list(&self) -> RuntimeResult<Vec<ContainerInfo>>;
+}

@@ -1,0 +1,183 @@
+//! Persistence for the Sparebox server.
+//!
+//! The [`Store`] trait is everything the server keeps: accounts, hosts, agents, commands
+//! and agent events. Backends:
+//!
+//! | backend | cargo feature | for |
+//! |---|---|---|
+//! | [`sqlite::SqliteStore`] | `sqlite` (default) | one server node, zero setup: a single database file |
+//! | `postgres::PgStore` | `postgres` | several server replicas sharing one PostgreSQL |
+//!
+//! Migrations are applied when a store is opened. Operations that must be atomic across
+//! replicas (delivering commands, reserving a slot) are single transactions in the backend.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sparebox_store::StoreError> {
+//! use sparebox_store::{sqlite::SqliteStore, Store};
+//!
+//! let store = SqliteStore::open("sparebox.db").await?;
+//! let hosts = store.list_hosts().await?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod records;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sparebox_core::{AgentId, CommandId, HostId, Reserve};
+use sparebox_protocol::CommandAck;
+
+pub use records::*;
+
+/// Errors from a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The host has no free slot for an agent of the requested tier.
+    #[error("host {host} has no free slot for a {tier} agent")]
+    NoSlot {
+        /// The host.
+        host: HostId,
+        /// The tier asked for.
+        tier: sparebox_core::Tier,
+    },
+    /// A referenced row does not exist.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// What kind of row (`host`, `agent`, `command`).
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// A unique value (an account name, for example) is already taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A stored value could not be decoded; the database holds something this version
+    /// does not understand.
+    #[error("corrupt {column} in store: {message}")]
+    Corrupt {
+        /// The column or field.
+        column: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// The database itself failed.
+    #[error("database: {0}")]
+    Database(String),
+}
+
+/// Shorthand for results from a [`Store`].
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything the Sparebox server persists.
+///
+/// Implementations must be safe to share between tasks and, for backends that support it,
+/// between server replicas: [`Store::deliver_commands`] and [`Store::create_agent`] are
+/// atomic.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates an account with the hash of its API token.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when the name is taken.
+    async fn create_account(&self, new: NewAccount) -> StoreResult<AccountRecord>;
+
+    /// The account whose API token hashes to `token_hash`.
+    async fn account_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<AccountRecord>>;
+
+    /// Registers a host with the hash of its host key.
+    async fn create_host(&self, new: NewHost) -> StoreResult<HostRecord>;
+
+    /// One host.
+    async fn host(&self, id: HostId) -> StoreResult<Option<HostRecord>>;
+
+    /// The host whose key hashes to `key_hash`.
+    async fn host_by_key_hash(&self, key_hash: &[u8]) -> StoreResult<Option<HostRecord>>;
+
+    /// Every host, oldest first.
+    async fn list_hosts(&self) -> StoreResult<Vec<HostRecord>>;
+
+    /// Records what a heartbeat said about the host itself, at `now` (server clock).
+    async fn record_heartbeat(
+        &self,
+        host: HostId,
+        heartbeat: HostHeartbeat,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Creates an agent and queues its first command in one transaction, but only if the
+    /// host can take one more agent of the new agent's tier given the agents that already
+    /// hold slots there and `reserve`. Two callers racing for the last slot cannot both win.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NoSlot`] when the host is full for that tier (or has not reported its
+    /// hardware yet); [`StoreError::NotFound`] when the host does not exist.
+    async fn create_agent(
+        &self,
+        new: NewAgent,
+        first_command: NewCommand,
+        reserve: Reserve,
+    ) -> StoreResult<(AgentRecord, CommandRecord)>;
+
+    /// One agent.
+    async fn agent(&self, id: AgentId) -> StoreResult<Option<AgentRecord>>;
+
+    /// The agents an account owns, oldest first.
+    async fn agents_for_owner(&self, owner: AccountId) -> StoreResult<Vec<AgentRecord>>;
+
+    /// The agents assigned to a host (including undeployed ones), oldest first.
+    async fn agents_for_host(&self, host: HostId) -> StoreResult<Vec<AgentRecord>>;
+
+    /// Changes an agent's state and the fields that go with it.
+    async fn update_agent(&self, id: AgentId, update: AgentUpdate) -> StoreResult<()>;
+
+    /// Queues a command.
+    async fn enqueue_command(&self, new: NewCommand) -> StoreResult<CommandRecord>;
+
+    /// Atomically marks up to `limit` of the host's pending commands as sent at `now` and
+    /// returns them, oldest first. A command is returned by at most one call.
+    async fn deliver_commands(
+        &self,
+        host: HostId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<CommandRecord>>;
+
+    /// Applies an acknowledgement from `host`. Only commands addressed to that host are
+    /// touched; a duplicate ack is a no-op, and an ack for an expired command is recorded as
+    /// late without changing its status.
+    async fn record_ack(
+        &self,
+        host: HostId,
+        ack: &CommandAck,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AckOutcome>;
+
+    /// Expires every pending or sent command created before `cutoff`; returns them.
+    async fn expire_commands(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<CommandRecord>>;
+
+    /// One command.
+    async fn command(&self, id: CommandId) -> StoreResult<Option<CommandRecord>>;
+
+    /// An agent's most recent commands, newest first.
+    async fn commands_for_agent(
+        &self,
+        agent: AgentId,
+        limit: u32,
+    ) -> StoreResult<Vec<CommandRecord>>;
+
+    /// Appends an event to an agent's history.
+    async fn add_event(&self, event: NewAgentEvent) -> StoreResult<()>;
+
+    /// An agent's most recent events, newest first.
+    async fn events_for_agent(
+        &self,
+        agent: AgentId,
+        limit: u32,
+    ) -> StoreResult<Vec<AgentEventRecord>>;
+}
