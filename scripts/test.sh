@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every Sparebox test on a Debian machine, setting up what the tests need first:
+# a Docker engine, the local agent image, a PostgreSQL server on a loopback port.
+# Usage: scripts/test.sh [extra cargo nextest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "checking toolchain"
+command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
+if ! cargo nextest --version >/dev/null 2>&1; then
+  step "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+if [ "$(id -u)" = 0 ] && [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then
+  step "refreshing the package lists"
+  apt-get update -qq
+fi
+
+step "starting the Docker engine"
+bash scripts/ensure-docker.sh
+
+step "building the local agent test image"
+bash scripts/build-agent-image.sh
+
+step "starting PostgreSQL"
+SPAREBOX_TEST_POSTGRES_URL=$(bash scripts/start-postgres.sh | tail -n 1)
+export SPAREBOX_TEST_POSTGRES_URL
+echo "PostgreSQL at $SPAREBOX_TEST_POSTGRES_URL"
+
+step "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+step "tests"
+cargo nextest run --workspace --all-features --no-fail-fast "$@"
+
+step "documentation tests"
+cargo test --workspace --all-features --doc

@@ -1,0 +1,39 @@
+//! Settings of the platform logic.
+
+use std::time::Duration;
+
+use sparebox_core::Reserve;
+
+/// The OpenClaw image agents run unless the operator chooses another. A pinned version:
+/// a moving tag would change agents under their deployers' feet.
+pub const DEFAULT_AGENT_IMAGE: &str = "ghcr.io/openclaw/openclaw:2026.9.6";
+
+/// How the platform behaves. Every field has a production default.
+#[derive(Clone, Debug)]
+pub struct PlatformConfig {
+    /// The image every agent runs (chosen by the platform, never by a deployer).
+    pub agent_image: String,
+    /// What every host keeps for itself before offering slots.
+    pub reserve: Reserve,
+    /// How often daemons should heartbeat.
+    pub heartbeat_interval: Duration,
+    /// The longest a heartbeat may be held open waiting for a command.
+    pub max_heartbeat_wait: Duration,
+    /// Commands not acknowledged within this window expire.
+    pub command_expiry: Duration,
+    /// How long a deploy bundle stays valid after it is served.
+    pub bundle_ttl: Duration,
+}
+
+impl Default for PlatformConfig {
+    fn default() -> Self {
+        Self {
+            agent_image: DEFAULT_AGENT_IMAGE.to_owned(),
+            reserve: Reserve::default(),
+            heartbeat_interval: Duration::from_secs(60),
+            max_heartbeat_wait: Duration::from_secs(30),
+            command_expiry: Duration::from_secs(5 * 60),
+            bundle_ttl: Duration::from_secs(10 * 60),
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Checks on what deployers and owners send, before anything is stored.
+
+use std::collections::BTreeMap;
+
+use sparebox_core::Secret;
+use sparebox_protocol::WorkspaceFile;
+
+use crate::error::PlatformError;
+use crate::secrets::ALLOWED_SECRET_NAMES;
+
+/// The longest display name, in characters.
+const MAX_NAME_CHARS: usize = 64;
+/// The longest secret value, in bytes.
+const MAX_SECRET_BYTES: usize = 4096;
+/// Keys under `gateway` that the platform sets and a deployer may not.
+const PLATFORM_GATEWAY_KEYS: [&str; 4] = ["mode", "bind", "port", "auth"];
+
+/// A trimmed display name of 1 to 64 printable characters.
+pub fn display_name(what: &str, name: &str) -> Result<String, PlatformError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(PlatformError::bad_request(format!(
+            "{what} must be 1 to {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(PlatformError::bad_request(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// The deployer's `openclaw.json`: a JSON object that leaves the platform-owned gateway
+/// keys alone. Absent means `{}`.
+pub fn openclaw_config(
+    config: Option<serde_json::Value>,
+) -> Result<serde_json::Value, PlatformError> {
+    let config = config.unwrap_or_else(|| serde_json::json!({}));
+    let Some(object) = config.as_object() else {
+        return Err(PlatformError::bad_request(
+            "openclawConfig must be a JSON object",
+        ));
+    };
+    if let Some(gateway) = object.get("gateway") {
+        let Some(gateway) = gateway.as_object() else {
+            return Err(PlatformError::bad_request(
+                "openclawConfig.gateway must be an object",
+            ));
+        };
+        for key in PLATFORM_GATEWAY_KEYS {
+            if gateway.contains_key(key) {
+                return Err(PlatformError::bad_request(format!(
+                    "openclawConfig.gateway.{key} is set by the platform and cannot be changed"
+                )));
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// The config with the platform's gateway settings merged in: local mode, bound to the
+/// container's network, the fixed port, token auth (the token comes from the environment).
+pub fn with_platform_keys(mut config: serde_json::Value) -> serde_json::Value {
+    if !config.is_object() {
+        config = serde_json::json!({});
+    }
+    let root = config.as_object_mut().expect("checked above");
+    let gateway = root
+        .entry("gateway")
+        .or_insert_with(|| serde_json::json!({}));
+    if !gateway.is_object() {
+        *gateway = serde_json::json!({});
+    }
+    let gateway = gateway.as_object_mut().expect("checked above");
+    gateway.insert("mode".into(), "local".into());
+    gateway.insert("bind".into(), "lan".into());
+    gateway.insert("port".into(), 18789.into());
+    gateway.insert("auth".into(), serde_json::json!({ "mode": "token" }));
+    config
+}
+
+/// Workspace files: safe relative paths, no duplicates, within the size limits of
+/// [`sparebox_core::workspace`].
+pub fn workspace_files(files: &[WorkspaceFile]) -> Result<(), PlatformError> {
+    let sizes: Vec<(&str, u64)> = files
+        .iter()
+        .map(|f| (f.path.as_str(), f.content.len() as u64))
+        .collect();
+    sparebox_core::workspace::validate_workspace(&sizes)
+        .map(|_| ())
+        .map_err(|e| PlatformError::bad_request(e.to_string()))
+}
+
+/// Deployer secrets: only the allowed variable names, non-empty values within bounds.
+pub fn secrets(
+    secrets: BTreeMap<String, Secret>,
+) -> Result<BTreeMap<String, Secret>, PlatformError> {
+    for (name, value) in &secrets {
+        if !ALLOWED_SECRET_NAMES.contains(&name.as_str()) {
+            return Err(PlatformError::bad_request(format!(
+                "secret {name:?} is not accepted: expected one of {}",
+                ALLOWED_SECRET_NAMES.join(", ")
+            )));
+        }
+        if value.expose().is_empty() || value.expose().len() > MAX_SECRET_BYTES {
+            return Err(PlatformError::bad_request(format!(
+                "secret {name} must be 1 to {MAX_SECRET_BYTES} bytes"
+            )));
+        }
+    }
+    Ok(secrets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_owned_gateway_keys_are_refused() {
+        for key in PLATFORM_GATEWAY_KEYS {
+            let config = serde_json::json!({ "gateway": { key: "x" } });
+            let err = openclaw_config(Some(config)).unwrap_err();
+            assert!(err
+                .message
+                .contains(&format!("gateway.{key} is set by the platform")));
+        }
+    }
+
+    #[test]
+    fn hostile_workspace_paths_are_refused() {
+        for path in [
+            "../etc/passwd",
+            "/abs",
+            "a/../b",
+            "a\\b",
+            "a//b",
+            "a\0b",
+            "",
+            "./a",
+        ] {
+            let files = [WorkspaceFile {
+                path: path.to_owned(),
+                content: String::new(),
+            }];
+            assert!(workspace_files(&files).is_err(), "{path:?} accepted");
+        }
+    }
+
+    #[test]
+    fn platform_keys_override_a_deployer_config() {
+        let merged = with_platform_keys(serde_json::json!({ "agents": { "x": 1 } }));
+        assert_eq!(merged["gateway"]["mode"], "local");
+        assert_eq!(merged["gateway"]["port"], 18789);
+        assert_eq!(merged["agents"]["x"], 1);
+    }
+
+    #[test]
+    fn unknown_secret_names_are_refused() {
+        let input = BTreeMap::from([("LD_PRELOAD".to_owned(), Secret::new("/evil.so"))]);
+        let err = secrets(input).unwrap_err();
+        assert!(err
+            .message
+            .starts_with("secret \"LD_PRELOAD\" is not accepted"));
+        assert!(!err.message.contains("evil"));
+    }
+}

@@ -1,0 +1,477 @@
+//! HTTP-level tests of the API against a real server on a loopback port and a real
+//! SQLite database.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sparebox_server::{MasterKey, Platform, PlatformConfig};
+use sparebox_store::sqlite::SqliteStore;
+
+struct TestServer {
+    base: String,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("test.db")).await.unwrap();
+        let platform = Platform::new(
+            Arc::new(store),
+            PlatformConfig {
+                agent_image: "sparebox-agent-test:local".into(),
+                ..PlatformConfig::default()
+            },
+            MasterKey::generate(),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(sparebox_server::http::serve(
+            listener,
+            platform,
+            std::future::pending(),
+        ));
+        Self {
+            base,
+            client: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    async fn account(&self, name: &str) -> String {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/v1/accounts",
+                None,
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn host(&self, token: &str) -> (String, String) {
+        let (status, body) = self
+            .call(
+                "POST",
+                "/api/v1/hosts",
+                Some(token),
+                Some(json!({ "name": "box" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["host"]["id"].as_str().unwrap().to_owned(),
+            body["hostKey"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn heartbeat(&self, key: &str, extra: Value) -> (StatusCode, Value) {
+        let mut body = json!({
+            "protocolVersion": 1,
+            "daemonVersion": "test",
+            "isolation": "docker",
+            "hardware": { "ramMb": 8192, "cpuCores": 4, "diskGb": 100, "os": "linux", "arch": "x86_64", "gpu": null },
+            "agentStatuses": [],
+            "commandAcks": []
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        self.call("POST", "/api/v1/hosts/heartbeat", Some(key), Some(body))
+            .await
+    }
+
+    async fn agent(&self, token: &str, host: &str, tier: &str) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/api/v1/agents",
+            Some(token),
+            Some(json!({
+                "hostId": host,
+                "tier": tier,
+                "name": "helper",
+                "openclawConfig": { "agents": {} },
+                "workspaceFiles": [{ "path": "SOUL.md", "content": "Be kind." }],
+                "secrets": { "ANTHROPIC_API_KEY": "sk-ant-test-0000" }
+            })),
+        )
+        .await
+    }
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {body}"))
+}
+
+#[tokio::test]
+async fn heartbeat_with_missing_or_wrong_key_is_unauthorized() {
+    let server = TestServer::start().await;
+    let (status, body) = server
+        .call("POST", "/api/v1/hosts/heartbeat", None, Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&body), "unauthorized");
+
+    let (status, body) = server.heartbeat("sbx_host_wrong", json!({})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["message"], "invalid host key");
+}
+
+#[tokio::test]
+async fn malformed_heartbeat_json_is_a_bad_request_naming_the_problem() {
+    let server = TestServer::start().await;
+    let token = server.account("alice").await;
+    let (_, key) = server.host(&token).await;
+    let response = server
+        .client
+        .post(format!("{}/api/v1/hosts/heartbeat", server.base))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("{\"protocolVersion\": 1,")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "bad_request");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON body"),
+        "{body}"
+    );
+
+    let (status, body) = server
+        .heartbeat(&key, json!({ "hardware": { "ramMb": "lots" } }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("ramMb"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_tier_and_unknown_command_type_are_bad_requests() {
+    let server = TestServer::start().await;
+    let token = server.account("alice").await;
+    let (host, key) = server.host(&token).await;
+    server.heartbeat(&key, json!({})).await;
+
+    let (status, body) = server.agent(&token, &host, "enormous").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown tier \"enormous\""));
+
+    let (status, body) = server.agent(&token, &host, "standard").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let agent = body["agent"]["id"].as_str().unwrap();
+    for kind in ["reboot", "deploy"] {
+        let (status, body) = server
+            .call(
+                "POST",
+                &format!("/api/v1/agents/{agent}/commands"),
+                Some(&token),
+                Some(json!({ "type": kind })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{kind}: {body}");
+    }
+    let (_, commands) = server
+        .call(
+            "GET",
+            &format!("/api/v1/agents/{agent}/commands"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        commands.as_array().unwrap().len(),
+        1,
+        "only the deploy: {commands}"
+    );
+}
+
+#[tokio::test]
+async fn host_without_a_heartbeat_or_free_slot_refuses_agents() {
+    let server = TestServer::start().await;
+    let token = server.account("alice").await;
+    let (host, key) = server.host(&token).await;
+    let (status, body) = server.agent(&token, &host, "lite").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // 8 GiB and 4 cores minus the reserve leave room for one Pro agent, not two.
+    server.heartbeat(&key, json!({})).await;
+    assert_eq!(
+        server.agent(&token, &host, "pro").await.0,
+        StatusCode::CREATED
+    );
+    let (status, body) = server.agent(&token, &host, "pro").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no free slot"));
+}
+
+#[tokio::test]
+async fn commands_are_delivered_once_and_acks_drive_the_agent_state() {
+    let server = TestServer::start().await;
+    let token = server.account("alice").await;
+    let (host, key) = server.host(&token).await;
+    server.heartbeat(&key, json!({})).await;
+    let (_, created) = server.agent(&token, &host, "standard").await;
+    let agent = created["agent"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["agent"]["state"], "pending_deploy");
+
+    let (status, response) = server.heartbeat(&key, json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let commands = response["commands"].as_array().unwrap();
+    assert_eq!(commands.len(), 1);
+    assert_eq!(commands[0]["type"], "deploy");
+    assert_eq!(commands[0]["tier"], "standard");
+    let command = commands[0]["id"].as_str().unwrap().to_owned();
+
+    let (_, again) = server.heartbeat(&key, json!({})).await;
+    assert!(
+        again["commands"].as_array().unwrap().is_empty(),
+        "re-delivered: {again}"
+    );
+
+    // An intermediate stage never makes the agent running.
+    let (_, _) = server
+        .heartbeat(&key, json!({ "agentStatuses": [{ "agentId": agent, "status": "deploying", "deployStage": "health_check" }] }))
+        .await;
+    let (_, view) = server
+        .call(
+            "GET",
+            &format!("/api/v1/agents/{agent}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(view["state"], "deploying");
+    assert_eq!(view["deployStage"], "health_check");
+
+    let (_, response) = server
+        .heartbeat(&key, json!({
+            "commandAcks": [{ "id": command, "status": "acked" }],
+            "agentStatuses": [{ "agentId": agent, "status": "running", "cpuPercent": 150.5, "ramUsageMb": 300, "ramLimitMb": 2048, "uptimeSeconds": 5, "restartCount": 0 }]
+        }))
+        .await;
+    assert_eq!(response["confirmedAcks"], json!([command]));
+    let (_, view) = server
+        .call(
+            "GET",
+            &format!("/api/v1/agents/{agent}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(view["state"], "running");
+    assert_eq!(view["metrics"]["cpuPercent"], 150.5);
+    assert_eq!(view["metrics"]["ramLimitMb"], 2048);
+
+    let (_, history) = server
+        .call(
+            "GET",
+            &format!("/api/v1/agents/{agent}/commands"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(history[0]["status"], "acked");
+}
+
+#[tokio::test]
+async fn deploy_config_is_served_only_to_the_agents_host() {
+    let server = TestServer::start().await;
+    let token = server.account("alice").await;
+    let (host, key) = server.host(&token).await;
+    let (_, other_key) = server.host(&token).await;
+    server.heartbeat(&key, json!({})).await;
+    let (_, created) = server.agent(&token, &host, "standard").await;
+    let agent = created["agent"]["id"].as_str().unwrap().to_owned();
+    let (_, response) = server.heartbeat(&key, json!({})).await;
+    let command = response["commands"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/agents/{agent}/deploy-config?commandId={command}");
+
+    let (status, body) = server.call("GET", &path, Some(&other_key), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = server.call("GET", &path, Some(&token), None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "an account token is not a host key"
+    );
+
+    let response = server
+        .client
+        .get(format!("{}{path}", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let bundle: Value = response.json().await.unwrap();
+    assert_eq!(bundle["image"], "sparebox-agent-test:local");
+    assert_eq!(bundle["openclawConfig"]["gateway"]["mode"], "local");
+    assert_eq!(bundle["secrets"]["ANTHROPIC_API_KEY"], "sk-ant-test-0000");
+    assert!(
+        bundle["secrets"]["OPENCLAW_GATEWAY_TOKEN"]
+            .as_str()
+            .unwrap()
+            .len()
+            >= 32
+    );
+    assert_eq!(bundle["workspaceFiles"][0]["path"], "SOUL.md");
+}
+
+#[tokio::test]
+async fn deployers_cannot_see_or_command_each_others_agents() {
+    let server = TestServer::start().await;
+    let alice = server.account("alice").await;
+    let bob = server.account("bob").await;
+    let (host, key) = server.host(&alice).await;
+    server.heartbeat(&key, json!({})).await;
+    let (_, created) = server.agent(&alice, &host, "lite").await;
+    let agent = created["agent"]["id"].as_str().unwrap();
+
+    let (status, _) = server
+        .call("GET", &format!("/api/v1/agents/{agent}"), Some(&bob), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("/api/v1/agents/{agent}/commands"),
+            Some(&bob),
+            Some(json!({ "type": "stop" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = server.call("GET", "/api/v1/agents", Some(&bob), None).await;
+    assert_eq!(list, json!([]));
+}
+
+#[tokio::test]
+async fn deployer_cannot_set_platform_owned_config_or_arbitrary_environment() {
+    let server = TestServer::start().await;
+    let token = server.account("alice").await;
+    let (host, key) = server.host(&token).await;
+    server.heartbeat(&key, json!({})).await;
+    let (status, body) = server
+        .call(
+            "POST",
+            "/api/v1/agents",
+            Some(&token),
+            Some(json!({
+                "hostId": host, "tier": "lite", "name": "x",
+                "openclawConfig": { "gateway": { "bind": "0.0.0.0" } }
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("gateway.bind is set by the platform"));
+
+    let (status, body) = server
+        .call(
+            "POST",
+            "/api/v1/agents",
+            Some(&token),
+            Some(json!({
+                "hostId": host, "tier": "lite", "name": "x", "secrets": { "LD_PRELOAD": "/x.so" }
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = server
+        .call(
+            "POST",
+            "/api/v1/agents",
+            Some(&token),
+            Some(json!({
+                "hostId": host, "tier": "lite", "name": "x", "image": "evil:latest"
+            })),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "unknown field image must be refused"
+    );
+}
+
+#[tokio::test]
+async fn held_heartbeat_is_answered_when_a_command_is_queued() {
+    let server = TestServer::start().await;
+    let token = server.account("alice").await;
+    let (host, key) = server.host(&token).await;
+    server.heartbeat(&key, json!({})).await;
+    let (_, created) = server.agent(&token, &host, "lite").await;
+    let agent = created["agent"]["id"].as_str().unwrap().to_owned();
+    server.heartbeat(&key, json!({})).await; // takes the deploy
+
+    let held = {
+        let key = key.clone();
+        let base = server.base.clone();
+        tokio::spawn(async move {
+            let server = TestServer {
+                base,
+                client: reqwest::Client::new(),
+                _dir: tempfile::tempdir().unwrap(),
+            };
+            server.heartbeat(&key, json!({ "waitSeconds": 25 })).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("/api/v1/agents/{agent}/commands"),
+            Some(&token),
+            Some(json!({ "type": "stop" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, response) = held.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    // Only a wake-up delivers during the hold: at the end of the wait the answer is empty.
+    assert_eq!(response["commands"][0]["type"], "stop", "{response}");
+}
