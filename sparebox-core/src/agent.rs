@@ -1,4 +1,7 @@
 //! Agent states as the platform sees them, and the stages of a deploy.
+//!
+//! These are the plain names that are stored and shown. The transitions between them, and
+//! the data some states carry (deploy stage, error reason), live in [`crate::lifecycle`].
 
 use std::fmt;
 use std::str::FromStr;

@@ -2,17 +2,53 @@
 //!
 //! ```text
 //! pending ──deliver──▶ sent ──ack──▶ acked
-//!    │                   └──nack──▶ failed
-//!    └──────┬────────────┘
-//!           └──(older than the expiry window)──▶ expired
+//!    │  │                │ └──nack──▶ failed
+//!    │  └──┬─────────────┘
+//!    │     └──(older than the expiry window)──▶ expired
+//!    └──(a newer command for the same agent)──▶ superseded
 //! ```
 //!
-//! `acked`, `failed` and `expired` are terminal: nothing moves a command out of them.
+//! `acked`, `failed`, `expired` and `superseded` are terminal: nothing moves a command out
+//! of them. Everything here is pure: the caller passes the server's clock as `now`.
+//!
+//! | question | function |
+//! |---|---|
+//! | has this command expired? | [`expire`], [`ExpiryWindow::is_expired`] |
+//! | may it still be handed to the daemon? | [`deliverable`] |
+//! | what does this ack do? | [`ack_outcome`] → [`AckEffect`] |
+//! | does a new command cancel a queued one? | [`supersedes`], [`superseded_by`] |
+//!
+//! # Supersession
+//!
+//! Per agent, a newer command supersedes an older one that is still `pending` (never
+//! sent). A command already sent is never superseded: the daemon may be carrying it out.
+//!
+//! | newer ↓ \ older → | deploy | start | stop | restart | undeploy | update_config |
+//! |---|---|---|---|---|---|---|
+//! | deploy | – | – | – | – | – | – |
+//! | start | – | yes | yes | yes | – | – |
+//! | stop | – | yes | yes | yes | – | – |
+//! | restart | – | yes | yes | yes | – | – |
+//! | undeploy | yes | yes | yes | yes | yes | yes |
+//! | update_config | – | – | – | – | – | yes |
+//!
+//! Why: start, stop and restart each set whether the agent runs, so only the latest one
+//! matters. Undeploy removes the agent, so nothing queued before it is worth doing. A
+//! deploy is never dropped by anything but an undeploy: everything else needs the agent
+//! to exist. An update_config is never dropped by a lifecycle command (the new
+//! configuration must reach the agent); a newer update_config replaces an older queued one
+//! because the daemon fetches the bundle when it carries the command out, so both would
+//! deliver the same, latest configuration. Nothing supersedes a newer undeploy: a command
+//! queued after it (a redeploy) is kept, and an older pending one is never resurrected.
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::ids::CommandId;
 
 /// What a command asks the daemon to do with one agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -99,16 +135,20 @@ pub enum CommandStatus {
     Failed,
     /// Not acknowledged within the expiry window.
     Expired,
+    /// Replaced by a newer command for the same agent before it was sent; see
+    /// [`supersedes`].
+    Superseded,
 }
 
 impl CommandStatus {
     /// Every status, in declaration order.
-    pub const ALL: [CommandStatus; 5] = [
+    pub const ALL: [CommandStatus; 6] = [
         CommandStatus::Pending,
         CommandStatus::Sent,
         CommandStatus::Acked,
         CommandStatus::Failed,
         CommandStatus::Expired,
+        CommandStatus::Superseded,
     ];
 
     /// The snake_case name used on the wire and in storage.
@@ -119,6 +159,7 @@ impl CommandStatus {
             CommandStatus::Acked => "acked",
             CommandStatus::Failed => "failed",
             CommandStatus::Expired => "expired",
+            CommandStatus::Superseded => "superseded",
         }
     }
 
@@ -126,7 +167,10 @@ impl CommandStatus {
     pub const fn is_terminal(self) -> bool {
         matches!(
             self,
-            CommandStatus::Acked | CommandStatus::Failed | CommandStatus::Expired
+            CommandStatus::Acked
+                | CommandStatus::Failed
+                | CommandStatus::Expired
+                | CommandStatus::Superseded
         )
     }
 
@@ -135,7 +179,12 @@ impl CommandStatus {
         use CommandStatus::*;
         matches!(
             (self, next),
-            (Pending, Sent) | (Sent, Acked) | (Sent, Failed) | (Pending, Expired) | (Sent, Expired)
+            (Pending, Sent)
+                | (Sent, Acked)
+                | (Sent, Failed)
+                | (Pending, Expired)
+                | (Sent, Expired)
+                | (Pending, Superseded)
         )
     }
 
@@ -186,6 +235,171 @@ pub struct IllegalTransition {
     pub from: CommandStatus,
     /// The status that was asked for.
     pub to: CommandStatus,
+}
+
+/// The shortest expiry window [`ExpiryWindow::new`] accepts: 10 seconds.
+pub const MIN_EXPIRY: Duration = Duration::from_secs(10);
+/// The longest expiry window [`ExpiryWindow::new`] accepts: 24 hours.
+pub const MAX_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a command may stay unacknowledged before it expires, counted from when it was
+/// queued. Five minutes by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ExpiryWindow(Duration);
+
+impl ExpiryWindow {
+    /// Five minutes, as in the brief.
+    pub const DEFAULT: ExpiryWindow = ExpiryWindow(Duration::from_secs(5 * 60));
+
+    /// A window of `duration`, between [`MIN_EXPIRY`] and [`MAX_EXPIRY`] inclusive.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidExpiryWindow`] when `duration` is outside those bounds.
+    pub fn new(duration: Duration) -> Result<Self, InvalidExpiryWindow> {
+        if (MIN_EXPIRY..=MAX_EXPIRY).contains(&duration) {
+            Ok(Self(duration))
+        } else {
+            Err(InvalidExpiryWindow(duration))
+        }
+    }
+
+    /// The window's length.
+    pub const fn as_duration(self) -> Duration {
+        self.0
+    }
+
+    /// Whether a command queued at `created_at` is older than this window at `now` (both by
+    /// the server's clock). Exactly the window's age is not yet expired; a `created_at`
+    /// in the future (clock stepped back) is not expired.
+    pub fn is_expired(self, created_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        match (now - created_at).to_std() {
+            Ok(age) => age > self.0,
+            Err(_) => false,
+        }
+    }
+}
+
+impl Default for ExpiryWindow {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// An expiry window outside [`MIN_EXPIRY`]..=[`MAX_EXPIRY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("command expiry window: {0:?} is outside 10s..=24h")]
+pub struct InvalidExpiryWindow(pub Duration);
+
+/// The status a command should have at `now`: `expired` when it is `pending` or `sent`
+/// and older than `window`, otherwise `status` unchanged. Terminal statuses never change.
+pub fn expire(
+    status: CommandStatus,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    window: ExpiryWindow,
+) -> CommandStatus {
+    let open = matches!(status, CommandStatus::Pending | CommandStatus::Sent);
+    if open && window.is_expired(created_at, now) {
+        CommandStatus::Expired
+    } else {
+        status
+    }
+}
+
+/// Whether a command may be handed to the daemon at `now`: it is `pending` and has not
+/// expired. Sending an expired command would let it take effect after the platform gave
+/// up on it.
+pub fn deliverable(
+    status: CommandStatus,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    window: ExpiryWindow,
+) -> bool {
+    status == CommandStatus::Pending && !window.is_expired(created_at, now)
+}
+
+/// What the daemon said about a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckResult {
+    /// Its effect is in place and durable.
+    Acked,
+    /// It could not be carried out.
+    Failed,
+}
+
+impl AckResult {
+    /// The command status this result leads to.
+    pub const fn status(self) -> CommandStatus {
+        match self {
+            AckResult::Acked => CommandStatus::Acked,
+            AckResult::Failed => CommandStatus::Failed,
+        }
+    }
+}
+
+/// What the server should do with an ack, given the command's stored status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AckEffect {
+    /// Store the new status (`acked` or `failed`) and apply the result to the agent.
+    Applied(CommandStatus),
+    /// The command already has a result (a re-sent ack): change nothing, but confirm the
+    /// ack to the daemon so it stops sending it.
+    Duplicate,
+    /// The command expired or was superseded first: keep its status, record that an ack
+    /// arrived late, and change no agent state (the next status report tells the truth).
+    /// Confirm the ack to the daemon.
+    Late,
+}
+
+impl AckEffect {
+    /// Whether the agent's state should follow the ack.
+    pub const fn changes_agent(self) -> bool {
+        matches!(self, AckEffect::Applied(_))
+    }
+}
+
+/// What an ack does to a command whose stored status is `current`.
+///
+/// An ack for a command still recorded as `pending` is applied as if it had been marked
+/// `sent` first: the daemon only learns of a command from a heartbeat response, so an
+/// ack proves delivery even when recording `sent` was lost.
+///
+/// Apply [`expire`] before this if the expiry sweep may not have run: an ack is judged
+/// against the status as stored.
+pub const fn ack_outcome(current: CommandStatus, ack: AckResult) -> AckEffect {
+    match current {
+        CommandStatus::Pending | CommandStatus::Sent => AckEffect::Applied(ack.status()),
+        CommandStatus::Acked | CommandStatus::Failed => AckEffect::Duplicate,
+        CommandStatus::Expired | CommandStatus::Superseded => AckEffect::Late,
+    }
+}
+
+/// Whether a `newer` command for an agent supersedes an `older` one for the same agent
+/// that has not been sent yet; see the table in the [module docs](self).
+pub const fn supersedes(newer: CommandKind, older: CommandKind) -> bool {
+    use CommandKind::*;
+    match newer {
+        Deploy => false,
+        Start | Stop | Restart => matches!(older, Start | Stop | Restart),
+        Undeploy => true,
+        UpdateConfig => matches!(older, UpdateConfig),
+    }
+}
+
+/// The ids of the commands among `queued` (one agent's commands, any statuses) that a
+/// newly queued `newer` command supersedes: those still `pending` whose kind
+/// [`supersedes`] says it replaces. Mark each `superseded`.
+pub fn superseded_by(
+    newer: CommandKind,
+    queued: impl IntoIterator<Item = (CommandId, CommandKind, CommandStatus)>,
+) -> Vec<CommandId> {
+    queued
+        .into_iter()
+        .filter(|(_, kind, status)| *status == CommandStatus::Pending && supersedes(newer, *kind))
+        .map(|(id, _, _)| id)
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,1 +1,61 @@
+//! The Sparebox host daemon: heartbeats to the server, runs agents through a
+//! [`Runtime`](sparebox_runtime::Runtime), reports back.
+//!
+//! A [`HostDaemon`] posts a heartbeat (hardware, every agent's status and live metrics,
+//! unconfirmed command acks), queues the commands in the answer, and carries them out
+//! concurrently across agents and in order for each agent. Deploys and configuration
+//! updates fetch a deploy bundle, write the agent's files safely, create a hardened
+//! container through the runtime and wait for the agent's health check.
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | [`config`] | [`DaemonConfig`], defaults, `SPAREBOX_*` environment variable names |
+//! | [`client`] | the two server calls ([`ServerApi`]) and their HTTP implementation |
+//! | [`journal`] | what survives a restart: executed commands, unconfirmed acks, agents and ports |
+//! | [`files`] | writing `openclaw.json` and workspace files without leaving the agent's directory |
+//! | [`health`] | the agent's `/healthz` probe |
+//! | [`hardware`] | measuring the host |
+//!
+//! Only the Docker runtime is wired into the binary for now; Podman and the plain-process
+//! profile mode are planned behind the same trait. Reconciliation against the server's
+//! desired state (adopting or removing containers the journal does not know) is not done
+//! yet: the journal alone says which agents the daemon manages.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use sparebox_core::Secret;
+//! use sparebox_hostd::{DaemonConfig, HostDaemon};
+//! # async fn example(runtime: Arc<dyn sparebox_runtime::Runtime>) -> Result<(), Box<dyn std::error::Error>> {
+//! let config = DaemonConfig::new(
+//!     "https://sparebox.example",
+//!     Secret::new("host key"),
+//!     "/var/lib/sparebox".into(),
+//! );
+//! let daemon = HostDaemon::new(config, runtime, reqwest::Client::new())?;
+//! daemon.run(async { tokio::signal::ctrl_c().await.ok(); }).await?;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod backoff;
+pub mod client;
+pub mod config;
+mod daemon;
+mod executor;
+pub mod files;
+pub mod hardware;
+pub mod health;
+pub mod journal;
+mod ports;
+mod queue;
+mod report;
+mod state;
+#[cfg(test)]
+mod testing;
+
+pub use client::{ClientError, HttpServerApi, ServerApi};
+pub use config::DaemonConfig;
+pub use daemon::{DaemonError, HostDaemon, DAEMON_VERSION};
+pub use executor::CommandError;
+pub use health::{HealthProbe, HttpHealthProbe};

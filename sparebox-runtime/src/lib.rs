@@ -14,6 +14,12 @@
 
 mod spec;
 
+#[cfg(feature = "docker")]
+pub mod docker;
+
+#[cfg(feature = "fake")]
+pub mod fake;
+
 use std::time::Duration;
 
 use async_trait::async_trait;

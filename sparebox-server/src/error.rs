@@ -44,6 +44,8 @@ pub struct PlatformError {
     pub code: ErrorCode,
     /// A message for people; never contains secrets or internal details.
     pub message: String,
+    /// For rate limits: seconds until a retry may succeed.
+    pub retry_after: Option<u64>,
 }
 
 impl PlatformError {
@@ -52,7 +54,14 @@ impl PlatformError {
         Self {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the caller to retry after `seconds`.
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// A 400-class error for bad input.

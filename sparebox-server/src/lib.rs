@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod clock;
 mod config;
 mod error;
 mod platform;
@@ -35,8 +36,9 @@ mod views;
 #[cfg(feature = "http")]
 pub mod http;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{PlatformConfig, DEFAULT_AGENT_IMAGE};
 pub use error::{ErrorCode, PlatformError};
-pub use platform::{AgentRequest, Platform};
+pub use platform::{AgentRequest, HeartbeatOutcome, Platform, SweepSummary};
 pub use secrets::{MasterKey, ALLOWED_SECRET_NAMES};
 pub use views::{AgentView, HostView};

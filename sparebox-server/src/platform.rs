@@ -18,6 +18,7 @@ use sparebox_store::{
     HostHeartbeat, HostRecord, NewAccount, NewAgent, NewAgentEvent, NewCommand, NewHost, Store,
 };
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::PlatformConfig;
 use crate::error::{ErrorCode, PlatformError};
 use crate::secrets::{MasterKey, GATEWAY_TOKEN_ENV};
@@ -49,12 +50,34 @@ pub struct AgentRequest {
     pub secrets: BTreeMap<String, Secret>,
 }
 
+/// What handling a heartbeat produced.
+#[derive(Debug)]
+pub struct HeartbeatOutcome {
+    /// The answer for the daemon.
+    pub response: HeartbeatResponse,
+    /// The command acks this heartbeat applied, by command type and resulting status.
+    pub acks: Vec<(CommandKind, CommandStatus)>,
+}
+
+/// What one periodic sweep did.
+#[derive(Debug, Default)]
+pub struct SweepSummary {
+    /// Types of the commands that expired.
+    pub expired: Vec<CommandKind>,
+    /// Hosts heard from within the liveness window.
+    pub hosts_online: usize,
+    /// Agents newly marked host offline.
+    pub agents_marked_offline: usize,
+}
+
 /// The Sparebox platform over a store.
 #[derive(Clone)]
 pub struct Platform {
     store: Arc<dyn Store>,
     config: PlatformConfig,
     master_key: Arc<MasterKey>,
+    clock: Arc<dyn Clock>,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -76,7 +99,26 @@ impl Platform {
             store,
             config,
             master_key: Arc::new(master_key),
+            clock: Arc::new(SystemClock),
+            shutdown: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// The same platform reading time from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The current time by the platform's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Answers every held heartbeat at once and stops holding new ones; called when the
+    /// server shuts down so daemons are not left waiting on a closing connection.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
     }
 
     /// The platform's settings.
@@ -105,7 +147,7 @@ impl Platform {
             .create_account(NewAccount {
                 name,
                 token_hash: tokens::hash(&token),
-                created_at: Utc::now(),
+                created_at: self.clock.now(),
             })
             .await?;
         tracing::info!(account = %account.id, "account created");
@@ -155,11 +197,11 @@ impl Platform {
                 name,
                 key_hash: tokens::hash(&key),
                 key_prefix: tokens::display_prefix(&key),
-                created_at: Utc::now(),
+                created_at: self.clock.now(),
             })
             .await?;
         tracing::info!(host = %host.id, owner = %owner.id, "host registered");
-        Ok((self.host_view(&host, Utc::now()).await?, key))
+        Ok((self.host_view(&host, self.clock.now()).await?, key))
     }
 
     /// Every host with its free slots, for browsing.
@@ -235,7 +277,7 @@ impl Platform {
             GATEWAY_TOKEN_ENV.to_owned(),
             Secret::new(tokens::generate("")),
         );
-        let now = Utc::now();
+        let now = self.clock.now();
         let (agent, command) = self
             .store
             .create_agent(
@@ -342,7 +384,7 @@ impl Platform {
                 agent,
                 host: record.host,
                 kind,
-                created_at: Utc::now(),
+                created_at: self.clock.now(),
             })
             .await?;
         if kind == CommandKind::Undeploy {
@@ -385,7 +427,7 @@ impl Platform {
         &self,
         host: &HostRecord,
         request: HeartbeatRequest,
-    ) -> Result<HeartbeatResponse, PlatformError> {
+    ) -> Result<HeartbeatOutcome, PlatformError> {
         if request.protocol_version != PROTOCOL_VERSION {
             return Err(PlatformError::bad_request(format!(
                 "protocol version {} is not supported: this server speaks {PROTOCOL_VERSION}",
@@ -400,7 +442,7 @@ impl Platform {
             )));
         }
         let wakeups = self.store.host_wakeups();
-        let now = Utc::now();
+        let now = self.clock.now();
         self.store
             .record_heartbeat(
                 host.id,
@@ -414,8 +456,11 @@ impl Platform {
             .await?;
 
         let mut confirmed = Vec::with_capacity(request.command_acks.len());
+        let mut acks = Vec::new();
         for ack in &request.command_acks {
-            self.apply_ack(host, ack, now).await?;
+            if let Some(applied) = self.apply_ack(host, ack, now).await? {
+                acks.push(applied);
+            }
             confirmed.push(ack.id);
         }
         for report in request.agent_statuses {
@@ -429,13 +474,14 @@ impl Platform {
                 commands = self.wait_for_commands(host, wakeups, wait).await?;
             }
         }
-        Ok(HeartbeatResponse {
+        let response = HeartbeatResponse {
             commands,
             confirmed_acks: confirmed,
             next_heartbeat_seconds: u32::try_from(self.config.heartbeat_interval.as_secs())
                 .unwrap_or(u32::MAX),
-            server_time: Utc::now(),
-        })
+            server_time: self.clock.now(),
+        };
+        Ok(HeartbeatOutcome { response, acks })
     }
 
     async fn wait_for_commands(
@@ -445,14 +491,22 @@ impl Platform {
         wait: Duration,
     ) -> Result<Vec<Command>, PlatformError> {
         let deadline = tokio::time::Instant::now() + wait;
+        let mut shutdown = self.shutdown.subscribe();
         loop {
-            match tokio::time::timeout_at(deadline, wakeups.recv()).await {
+            if *shutdown.borrow_and_update() {
+                return Ok(Vec::new());
+            }
+            let woken = tokio::select! {
+                woken = tokio::time::timeout_at(deadline, wakeups.recv()) => woken,
+                _ = shutdown.changed() => return Ok(Vec::new()),
+            };
+            match woken {
                 Err(_) => return Ok(Vec::new()),
                 Ok(Ok(id)) if id != host.id => continue,
                 Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return Ok(Vec::new()),
                 // Our host, or we lagged and may have missed it: look.
                 Ok(_) => {
-                    let commands = self.deliver(host, Utc::now()).await?;
+                    let commands = self.deliver(host, self.clock.now()).await?;
                     if !commands.is_empty() {
                         return Ok(commands);
                     }
@@ -491,17 +545,17 @@ impl Platform {
         host: &HostRecord,
         ack: &sparebox_protocol::CommandAck,
         now: DateTime<Utc>,
-    ) -> Result<(), PlatformError> {
+    ) -> Result<Option<(CommandKind, CommandStatus)>, PlatformError> {
         let command = match self.store.record_ack(host.id, ack, now).await? {
             AckOutcome::Applied(command) => command,
             AckOutcome::Late(command) => {
                 tracing::warn!(command = %command.id, "late ack for an expired command ignored");
-                return Ok(());
+                return Ok(None);
             }
-            AckOutcome::Duplicate(_) | AckOutcome::Unknown => return Ok(()),
+            AckOutcome::Duplicate(_) | AckOutcome::Unknown => return Ok(None),
         };
         let Some(agent) = self.store.agent(command.agent).await? else {
-            return Ok(());
+            return Ok(None);
         };
         let (update, event) =
             agent_change_for_ack(&agent, &command, ack.status, ack.error.as_deref());
@@ -515,7 +569,7 @@ impl Platform {
             })
             .await?;
         tracing::info!(agent = %agent.id, command = %command.id, kind = %command.kind, status = ?ack.status, "command acknowledged");
-        Ok(())
+        Ok(Some((command.kind, command.status)))
     }
 
     async fn apply_report(
@@ -589,7 +643,7 @@ impl Platform {
             ));
         }
         let secrets = self.master_key.open(agent.id, &agent.sealed_secrets)?;
-        let now = Utc::now();
+        let now = self.clock.now();
         Ok(DeployBundle {
             agent_id: agent.id,
             command_id,
@@ -603,41 +657,93 @@ impl Platform {
         })
     }
 
-    /// Expires commands older than the expiry window (by this server's clock); returns how
-    /// many expired.
+    /// One round of housekeeping by the platform's clock: expires commands older than the
+    /// expiry window, and marks the agents of hosts that have gone silent as host offline.
+    /// Run it every few seconds; the reference server does.
     ///
     /// # Errors
     ///
     /// Internal on storage failure.
-    pub async fn expire_commands(&self, now: DateTime<Utc>) -> Result<usize, PlatformError> {
+    pub async fn sweep(&self) -> Result<SweepSummary, PlatformError> {
+        let now = self.clock.now();
+        let mut summary = SweepSummary::default();
+        for command in self.expire_commands(now).await? {
+            summary.expired.push(command.kind);
+        }
+        for host in self.store.list_hosts().await? {
+            if self.is_online(&host, now) {
+                summary.hosts_online += 1;
+            } else if host.last_heartbeat_at.is_some() {
+                summary.agents_marked_offline += self.mark_host_offline(&host).await?;
+            }
+        }
+        Ok(summary)
+    }
+
+    async fn mark_host_offline(&self, host: &HostRecord) -> Result<usize, PlatformError> {
+        let mut marked = 0;
+        for agent in self.store.agents_for_host(host.id).await? {
+            if matches!(
+                agent.state,
+                AgentState::Running
+                    | AgentState::Stopped
+                    | AgentState::Deploying
+                    | AgentState::Error
+            ) {
+                self.store
+                    .update_agent(
+                        agent.id,
+                        AgentUpdate {
+                            state: Some(AgentState::HostOffline),
+                            ..AgentUpdate::default()
+                        },
+                    )
+                    .await?;
+                marked += 1;
+            }
+        }
+        if marked > 0 {
+            tracing::warn!(host = %host.id, agents = marked, "host went silent, its agents are marked host offline");
+        }
+        Ok(marked)
+    }
+
+    async fn expire_commands(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CommandRecord>, PlatformError> {
         let expired = self
             .store
             .expire_commands(now - chrono_duration(self.config.command_expiry))
             .await?;
         for command in &expired {
             tracing::info!(command = %command.id, agent = %command.agent, kind = %command.kind, "command expired");
-            if let Some(agent) = self.store.agent(command.agent).await? {
-                if command.kind == CommandKind::Deploy && agent.state == AgentState::Deploying
-                    || agent.state == AgentState::PendingDeploy
-                {
-                    self.store
-                        .update_agent(
-                            agent.id,
-                            AgentUpdate {
-                                state: Some(AgentState::Error),
-                                error: Some(Some(format!(
-                                    "deploy command expired: the host did not confirm it within {} seconds",
-                                    self.config.command_expiry.as_secs()
-                                ))),
-                                deploy_stage: Some(None),
-                                ..AgentUpdate::default()
-                            },
-                        )
-                        .await?;
-                }
+            let Some(agent) = self.store.agent(command.agent).await? else {
+                continue;
+            };
+            let deploy_lost = command.kind == CommandKind::Deploy
+                && matches!(
+                    agent.state,
+                    AgentState::PendingDeploy | AgentState::Deploying
+                );
+            if deploy_lost {
+                self.store
+                    .update_agent(
+                        agent.id,
+                        AgentUpdate {
+                            state: Some(AgentState::Error),
+                            error: Some(Some(format!(
+                                "deploy command expired: the host did not confirm it within {} seconds",
+                                self.config.command_expiry.as_secs()
+                            ))),
+                            deploy_stage: Some(None),
+                            ..AgentUpdate::default()
+                        },
+                    )
+                    .await?;
             }
         }
-        Ok(expired.len())
+        Ok(expired)
     }
 }
 

@@ -475,3 +475,92 @@ async fn held_heartbeat_is_answered_when_a_command_is_queued() {
     // Only a wake-up delivers during the hold: at the end of the wait the answer is empty.
     assert_eq!(response["commands"][0]["type"], "stop", "{response}");
 }
+
+#[tokio::test]
+async fn deploy_config_is_rate_limited_per_host_with_retry_after() {
+    let server = TestServer::start().await;
+    let token = server.account("alice").await;
+    let (host, key) = server.host(&token).await;
+    server.heartbeat(&key, json!({})).await;
+    let (_, created) = server.agent(&token, &host, "lite").await;
+    let agent = created["agent"]["id"].as_str().unwrap().to_owned();
+    let (_, response) = server.heartbeat(&key, json!({})).await;
+    let command = response["commands"][0]["id"].as_str().unwrap().to_owned();
+    let url = format!(
+        "{}/api/v1/agents/{agent}/deploy-config?commandId={command}",
+        server.base
+    );
+    for _ in 0..sparebox_server::http::DEPLOY_CONFIG_PER_MINUTE {
+        let response = server
+            .client
+            .get(&url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let response = server
+        .client
+        .get(&url)
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "rate_limited");
+}
+
+#[tokio::test]
+async fn metrics_count_heartbeats_and_commands() {
+    let server = TestServer::start().await;
+    let token = server.account("alice").await;
+    let (host, key) = server.host(&token).await;
+    server.heartbeat(&key, json!({})).await;
+    server.agent(&token, &host, "lite").await;
+    server.heartbeat(&key, json!({})).await;
+    let text = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("sparebox_heartbeats_total 2"), "{text}");
+    assert!(
+        text.contains("sparebox_commands_total{kind=\"deploy\",status=\"queued\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sparebox_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_bad_ids_get_json_errors() {
+    let server = TestServer::start().await;
+    let token = server.account("alice").await;
+    let (status, body) = server
+        .call("GET", "/api/v1/nothing", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+    let (status, body) = server
+        .call("GET", "/api/v1/agents/not-a-uuid", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not a UUID"));
+}

@@ -9,22 +9,34 @@
 //! | `postgres::PgStore` | `postgres` | several server replicas sharing one PostgreSQL |
 //!
 //! Migrations are applied when a store is opened. Operations that must be atomic across
-//! replicas (delivering commands, reserving a slot) are single transactions in the backend.
+//! replicas (delivering commands, reserving a slot, applying an ack) are single
+//! transactions in the backend. [`Store::host_wakeups`] tells a long-polling heartbeat
+//! that a command was queued for its host; with PostgreSQL that reaches every replica.
+//!
+//! Both backends pass one conformance suite (`tests/conformance.rs`); the crate README
+//! says how to run it against PostgreSQL.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sparebox_store::StoreError> {
 //! use sparebox_store::{sqlite::SqliteStore, Store};
 //!
 //! let store = SqliteStore::open("sparebox.db").await?;
+//! let wakeups = store.host_wakeups();
 //! let hosts = store.list_hosts().await?;
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod codec;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod records;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod wakeup;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -64,6 +76,10 @@ pub enum StoreError {
         /// What was wrong.
         message: String,
     },
+    /// The caller passed something the store refuses, such as a command whose host is not
+    /// its agent's host.
+    #[error("invalid input: {0}")]
+    Invalid(String),
     /// The database itself failed.
     #[error("database: {0}")]
     Database(String),
@@ -77,6 +93,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Implementations must be safe to share between tasks and, for backends that support it,
 /// between server replicas: [`Store::deliver_commands`] and [`Store::create_agent`] are
 /// atomic.
+///
+/// Timestamps are stored to the microsecond; finer parts of a `DateTime` are dropped.
+/// "Oldest first" orders by `created_at` and then by insertion order.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Creates an account with the hash of its API token.
@@ -90,6 +109,11 @@ pub trait Store: Send + Sync + 'static {
     async fn account_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<AccountRecord>>;
 
     /// Registers a host with the hash of its host key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the owner account does not exist;
+    /// [`StoreError::Conflict`] when the key hash is already registered.
     async fn create_host(&self, new: NewHost) -> StoreResult<HostRecord>;
 
     /// One host.
@@ -102,6 +126,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_hosts(&self) -> StoreResult<Vec<HostRecord>>;
 
     /// Records what a heartbeat said about the host itself, at `now` (server clock).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the host does not exist.
     async fn record_heartbeat(
         &self,
         host: HostId,
@@ -112,11 +140,15 @@ pub trait Store: Send + Sync + 'static {
     /// Creates an agent and queues its first command in one transaction, but only if the
     /// host can take one more agent of the new agent's tier given the agents that already
     /// hold slots there and `reserve`. Two callers racing for the last slot cannot both win.
+    /// The agent starts in [`sparebox_core::AgentState::PendingDeploy`]; the command is
+    /// pending and wakes the host (see [`Store::host_wakeups`]).
     ///
     /// # Errors
     ///
     /// [`StoreError::NoSlot`] when the host is full for that tier (or has not reported its
-    /// hardware yet); [`StoreError::NotFound`] when the host does not exist.
+    /// hardware yet); [`StoreError::NotFound`] when the host or the owner does not exist;
+    /// [`StoreError::Invalid`] when `first_command` names another agent or host;
+    /// [`StoreError::Conflict`] when the agent or command id is taken.
     async fn create_agent(
         &self,
         new: NewAgent,
@@ -134,9 +166,23 @@ pub trait Store: Send + Sync + 'static {
     async fn agents_for_host(&self, host: HostId) -> StoreResult<Vec<AgentRecord>>;
 
     /// Changes an agent's state and the fields that go with it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the agent does not exist.
     async fn update_agent(&self, id: AgentId, update: AgentUpdate) -> StoreResult<()>;
 
-    /// Queues a command.
+    /// Queues a pending command and wakes its host (see [`Store::host_wakeups`]).
+    ///
+    /// In the same transaction, the agent's pending commands that the new one replaces
+    /// ([`sparebox_core::command::supersedes`]) become `superseded`, so they are never
+    /// delivered.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the agent does not exist; [`StoreError::Invalid`] when
+    /// the command's host is not the agent's host; [`StoreError::Conflict`] when the id is
+    /// taken.
     async fn enqueue_command(&self, new: NewCommand) -> StoreResult<CommandRecord>;
 
     /// Atomically marks up to `limit` of the host's pending commands as sent at `now` and
@@ -151,6 +197,14 @@ pub trait Store: Send + Sync + 'static {
     /// Applies an acknowledgement from `host`. Only commands addressed to that host are
     /// touched; a duplicate ack is a no-op, and an ack for an expired command is recorded as
     /// late without changing its status.
+    ///
+    /// | command status | result |
+    /// |---|---|
+    /// | `sent` | becomes `acked` or `failed` (with the ack's error) at `now`: [`AckOutcome::Applied`] |
+    /// | `pending` | the same, with `sent_at` also set to `now`: the ack proves delivery ([`sparebox_core::command::ack_outcome`]) |
+    /// | `acked`, `failed` | unchanged: [`AckOutcome::Duplicate`] |
+    /// | `expired`, `superseded` | status kept, `late_ack` set (and `acked_at` on the first late ack): [`AckOutcome::Late`] |
+    /// | another host's, or no such command | unchanged: [`AckOutcome::Unknown`] |
     async fn record_ack(
         &self,
         host: HostId,
@@ -158,7 +212,13 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<AckOutcome>;
 
-    /// Expires every pending or sent command created before `cutoff`; returns them.
+    /// Expires every pending or sent command created before `cutoff`; returns them, oldest
+    /// first.
+    ///
+    /// `cutoff` is compared with the `created_at` the caller stored, so both come from the
+    /// server's clock (never a host's). The PostgreSQL backend does not substitute the
+    /// database's clock: `created_at` values come from the replicas, so replicas should keep
+    /// their clocks synchronised (NTP), and any replica may run expiry.
     async fn expire_commands(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<CommandRecord>>;
 
     /// One command.
@@ -172,6 +232,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<CommandRecord>>;
 
     /// Appends an event to an agent's history.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the agent does not exist.
     async fn add_event(&self, event: NewAgentEvent) -> StoreResult<()>;
 
     /// An agent's most recent events, newest first.
@@ -180,4 +244,16 @@ pub trait Store: Send + Sync + 'static {
         agent: AgentId,
         limit: u32,
     ) -> StoreResult<Vec<AgentEventRecord>>;
+
+    /// A receiver that yields a host's id whenever a command is queued for it
+    /// ([`Store::enqueue_command`], [`Store::create_agent`]), so a long-polling heartbeat can
+    /// answer at once.
+    ///
+    /// A wakeup is a hint, not a delivery: the receiver may lag (and then reports
+    /// [`tokio::sync::broadcast::error::RecvError::Lagged`]) and a wakeup may be missed while
+    /// the backend reconnects, so callers still poll [`Store::deliver_commands`] on a timer.
+    /// The SQLite backend signals within one `SqliteStore` and its clones; the PostgreSQL
+    /// backend uses `LISTEN`/`NOTIFY`, so every replica hears commands queued through any
+    /// other replica.
+    fn host_wakeups(&self) -> tokio::sync::broadcast::Receiver<HostId>;
 }

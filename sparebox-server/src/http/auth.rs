@@ -4,8 +4,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sparebox_store::{AccountRecord, HostRecord};
 
-use super::ApiError;
-use crate::{Platform, PlatformError};
+use super::{ApiError, AppState};
+use crate::PlatformError;
 
 /// The account behind an `Authorization: Bearer <account token>` header.
 #[derive(Debug)]
@@ -29,20 +29,20 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| PlatformError::unauthorized("malformed Authorization header").into())
 }
 
-impl FromRequestParts<Platform> for Account {
+impl FromRequestParts<AppState> for Account {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, platform: &Platform) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
-        Ok(Self(platform.authenticate_account(token).await?))
+        Ok(Self(state.platform.authenticate_account(token).await?))
     }
 }
 
-impl FromRequestParts<Platform> for Host {
+impl FromRequestParts<AppState> for Host {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, platform: &Platform) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = bearer(parts)?;
-        Ok(Self(platform.authenticate_host(key).await?))
+        Ok(Self(state.platform.authenticate_host(key).await?))
     }
 }

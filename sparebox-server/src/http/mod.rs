@@ -19,7 +19,9 @@
 
 mod auth;
 mod error;
+pub mod metrics;
 mod routes;
+mod state;
 
 use std::future::Future;
 
@@ -31,6 +33,7 @@ use tokio::net::TcpListener;
 use crate::Platform;
 
 pub use error::ApiError;
+pub use state::{AppState, DEPLOY_CONFIG_PER_MINUTE, HEARTBEATS_PER_MINUTE};
 
 /// The largest request body on most routes, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -39,6 +42,11 @@ pub const MAX_AGENT_BODY_BYTES: usize = 60 * 1024 * 1024;
 
 /// The API router over `platform`.
 pub fn router(platform: Platform) -> Router {
+    router_with_state(AppState::new(platform))
+}
+
+/// The API router over prepared state.
+pub fn router_with_state(state: AppState) -> Router {
     let agent_create = Router::new()
         .route(
             "/api/v1/agents",
@@ -52,6 +60,7 @@ pub fn router(platform: Platform) -> Router {
         ));
     Router::new()
         .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(metrics::serve_metrics))
         .route("/api/v1/accounts", post(routes::create_account))
         .route(
             "/api/v1/hosts",
@@ -71,8 +80,12 @@ pub fn router(platform: Platform) -> Router {
         .merge(agent_create)
         .merge(heartbeat)
         .fallback(routes::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track_latency,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(platform)
+        .with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, expiring stale commands in
@@ -86,20 +99,34 @@ pub async fn serve(
     platform: Platform,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let expiry = tokio::spawn(expire_periodically(platform.clone()));
-    let result = axum::serve(listener, router(platform))
+    let state = AppState::new(platform.clone());
+    let sweeper = tokio::spawn(sweep_periodically(state.clone()));
+    // Held heartbeats are answered first, so graceful shutdown does not wait them out.
+    let shutdown = async move {
+        shutdown.await;
+        platform.begin_shutdown();
+    };
+    let result = axum::serve(listener, router_with_state(state))
         .with_graceful_shutdown(shutdown)
         .await;
-    expiry.abort();
+    sweeper.abort();
     result
 }
 
-async fn expire_periodically(platform: Platform) {
+/// Expires stale commands, marks silent hosts offline and prunes rate-limit entries.
+async fn sweep_periodically(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
         tick.tick().await;
-        if let Err(err) = platform.expire_commands(chrono::Utc::now()).await {
-            tracing::error!(error = %err, "expiring commands failed");
+        match state.platform.sweep().await {
+            Ok(summary) => {
+                for kind in &summary.expired {
+                    state.metrics.command(kind.as_str(), "expired");
+                }
+                state.metrics.hosts_online.set(summary.hosts_online as i64);
+            }
+            Err(err) => tracing::error!(error = %err, "periodic sweep failed"),
         }
+        state.prune_limiters();
     }
 }

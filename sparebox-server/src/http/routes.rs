@@ -9,9 +9,9 @@ use sparebox_core::{AgentId, CommandId};
 use sparebox_protocol::HeartbeatRequest;
 
 use super::auth::{Account, Host};
-use super::ApiError;
+use super::{ApiError, AppState};
 use crate::platform::AgentRequest;
-use crate::{AgentView, Platform, PlatformError};
+use crate::{AgentView, PlatformError};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -45,11 +45,11 @@ pub struct NameRequest {
 }
 
 pub async fn create_account(
-    State(platform): State<Platform>,
+    State(state): State<AppState>,
     request: Body<NameRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let request = body(request)?;
-    let (account, token) = platform.create_account(&request.name).await?;
+    let (account, token) = state.platform.create_account(&request.name).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "account": account, "token": token })),
@@ -57,12 +57,15 @@ pub async fn create_account(
 }
 
 pub async fn register_host(
-    State(platform): State<Platform>,
+    State(state): State<AppState>,
     Account(account): Account,
     request: Body<NameRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let request = body(request)?;
-    let (host, key) = platform.register_host(&account, &request.name).await?;
+    let (host, key) = state
+        .platform
+        .register_host(&account, &request.name)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "host": host, "hostKey": key })),
@@ -70,19 +73,25 @@ pub async fn register_host(
 }
 
 pub async fn list_hosts(
-    State(platform): State<Platform>,
+    State(state): State<AppState>,
     Account(_): Account,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(platform.list_hosts(chrono::Utc::now()).await?))
+    Ok(Json(state.platform.list_hosts(chrono::Utc::now()).await?))
 }
 
 pub async fn heartbeat(
-    State(platform): State<Platform>,
+    State(state): State<AppState>,
     Host(host): Host,
     request: Body<HeartbeatRequest>,
 ) -> ApiResult<impl IntoResponse> {
+    state.check_heartbeat(host.id)?;
     let request = body(request)?;
-    Ok(Json(platform.heartbeat(&host, request).await?))
+    state.metrics.heartbeats.inc();
+    let outcome = state.platform.heartbeat(&host, request).await?;
+    for (kind, status) in &outcome.acks {
+        state.metrics.command(kind.as_str(), status.as_str());
+    }
+    Ok(Json(outcome.response))
 }
 
 #[derive(Deserialize)]
@@ -92,26 +101,29 @@ pub struct DeployConfigQuery {
 }
 
 pub async fn deploy_config(
-    State(platform): State<Platform>,
+    State(state): State<AppState>,
     Host(host): Host,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     query: Result<Query<DeployConfigQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let agent = agent_id(path)?;
     let Query(query) = query?;
-    let bundle = platform
+    state.check_deploy_config(host.id)?;
+    let bundle = state
+        .platform
         .deploy_bundle(&host, agent, query.command_id)
         .await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(bundle)))
 }
 
 pub async fn create_agent(
-    State(platform): State<Platform>,
+    State(state): State<AppState>,
     Account(account): Account,
     request: Body<AgentRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let request = body(request)?;
-    let (agent, command) = platform.create_agent(&account, request).await?;
+    let (agent, command) = state.platform.create_agent(&account, request).await?;
+    state.metrics.command(command.kind.as_str(), "queued");
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({ "agent": agent, "command": command })),
@@ -119,19 +131,19 @@ pub async fn create_agent(
 }
 
 pub async fn list_agents(
-    State(platform): State<Platform>,
+    State(state): State<AppState>,
     Account(account): Account,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(platform.list_agents(&account).await?))
+    Ok(Json(state.platform.list_agents(&account).await?))
 }
 
 pub async fn get_agent(
-    State(platform): State<Platform>,
+    State(state): State<AppState>,
     Account(account): Account,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = agent_id(path)?;
-    let agent = platform.owned_agent(&account, id).await?;
+    let agent = state.platform.owned_agent(&account, id).await?;
     Ok(Json(AgentView::from(&agent)))
 }
 
@@ -143,34 +155,39 @@ pub struct CommandRequest {
 }
 
 pub async fn queue_command(
-    State(platform): State<Platform>,
+    State(state): State<AppState>,
     Account(account): Account,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     request: Body<CommandRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let id = agent_id(path)?;
     let request = body(request)?;
-    let command = platform.queue_command(&account, id, &request.kind).await?;
+    let command = state
+        .platform
+        .queue_command(&account, id, &request.kind)
+        .await?;
+    state.metrics.command(command.kind.as_str(), "queued");
     Ok((StatusCode::ACCEPTED, Json(command)))
 }
 
 pub async fn agent_commands(
-    State(platform): State<Platform>,
+    State(state): State<AppState>,
     Account(account): Account,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = agent_id(path)?;
-    Ok(Json(platform.agent_commands(&account, id).await?))
+    Ok(Json(state.platform.agent_commands(&account, id).await?))
 }
 
 pub async fn agent_events(
-    State(platform): State<Platform>,
+    State(state): State<AppState>,
     Account(account): Account,
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = agent_id(path)?;
-    platform.owned_agent(&account, id).await?;
-    let events = platform
+    state.platform.owned_agent(&account, id).await?;
+    let events = state
+        .platform
         .store()
         .events_for_agent(id, 100)
         .await

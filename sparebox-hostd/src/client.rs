@@ -1,0 +1,213 @@
+//! Talking to the Sparebox server: heartbeats and deploy bundles.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use sparebox_core::{AgentId, CommandId, Secret};
+use sparebox_protocol::{DeployBundle, HeartbeatRequest, HeartbeatResponse};
+
+/// Errors from a call to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused the host key (401 or 403). Retrying will not help.
+    #[error("server refused the host key ({status}): {message}")]
+    Unauthorized {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// The server answered with another error status.
+    #[error("server answered {status}: {message}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message, or the start of the body when it had none.
+        message: String,
+    },
+    /// The server could not be reached, or the connection broke.
+    #[error("server unreachable: {0}")]
+    Network(String),
+    /// The server's answer was not what the protocol says.
+    #[error("unreadable answer from server: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// Whether retrying later may succeed (network trouble, 5xx, 429).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Network(_) => true,
+            ClientError::Status { status, .. } => *status >= 500 || *status == 429,
+            ClientError::Unauthorized { .. } | ClientError::Decode(_) => false,
+        }
+    }
+}
+
+/// The two calls the daemon makes to the server. [`HttpServerApi`] is the real one; tests
+/// may pass their own.
+#[async_trait]
+pub trait ServerApi: Send + Sync + 'static {
+    /// Posts one heartbeat.
+    async fn heartbeat(&self, request: &HeartbeatRequest)
+        -> Result<HeartbeatResponse, ClientError>;
+
+    /// Fetches the deploy bundle of `agent` for `command`.
+    async fn deploy_bundle(
+        &self,
+        agent: AgentId,
+        command: CommandId,
+    ) -> Result<DeployBundle, ClientError>;
+}
+
+/// [`ServerApi`] over HTTP with the host key as a bearer token.
+#[derive(Debug, Clone)]
+pub struct HttpServerApi {
+    http: reqwest::Client,
+    base_url: String,
+    host_key: Secret,
+    timeout: Duration,
+}
+
+impl HttpServerApi {
+    /// A client for the server at `base_url` (no trailing slash needed).
+    pub fn new(http: reqwest::Client, base_url: &str, host_key: Secret, timeout: Duration) -> Self {
+        Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            host_key,
+            timeout,
+        }
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
+        let response = request
+            .bearer_auth(self.host_key.expose())
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|err| ClientError::Network(without_url(err)))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|err| ClientError::Network(without_url(err)))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|err| ClientError::Decode(err.to_string()));
+        }
+        let message = error_message(&body);
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(ClientError::Unauthorized {
+                status: status.as_u16(),
+                message,
+            });
+        }
+        Err(ClientError::Status {
+            status: status.as_u16(),
+            message,
+        })
+    }
+}
+
+#[async_trait]
+impl ServerApi for HttpServerApi {
+    async fn heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        let url = format!("{}/api/v1/hosts/heartbeat", self.base_url);
+        self.send(self.http.post(url).json(request)).await
+    }
+
+    async fn deploy_bundle(
+        &self,
+        agent: AgentId,
+        command: CommandId,
+    ) -> Result<DeployBundle, ClientError> {
+        let url = format!(
+            "{}/api/v1/agents/{agent}/deploy-config?commandId={command}",
+            self.base_url
+        );
+        self.send(self.http.get(url)).await
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+/// The message of the server's `{"error":{"code","message"}}` body, or the start of the body.
+fn error_message(body: &[u8]) -> String {
+    if let Ok(parsed) = serde_json::from_slice::<ErrorBody>(body) {
+        return format!("{}: {}", parsed.error.code, parsed.error.message);
+    }
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+    if text.is_empty() {
+        "no message".to_owned()
+    } else {
+        text
+    }
+}
+
+/// A reqwest error without the URL, which may carry query parameters worth keeping out of
+/// logs; the caller knows which endpoint it called.
+fn without_url(err: reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut message = kind.to_owned();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_error_body_becomes_code_and_message() {
+        let body = br#"{"error":{"code":"unauthorized","message":"unknown host key"}}"#;
+        assert_eq!(error_message(body), "unauthorized: unknown host key");
+        assert_eq!(error_message(b""), "no message");
+        assert_eq!(error_message(b"bad\ngateway"), "badgateway");
+    }
+
+    #[test]
+    fn only_network_trouble_and_server_errors_are_transient() {
+        assert!(ClientError::Network("reset".into()).is_transient());
+        let status = |status| ClientError::Status {
+            status,
+            message: String::new(),
+        };
+        assert!(status(503).is_transient());
+        assert!(!status(404).is_transient());
+        let unauthorized = ClientError::Unauthorized {
+            status: 401,
+            message: String::new(),
+        };
+        assert!(!unauthorized.is_transient());
+    }
+}

@@ -1,0 +1,155 @@
+//! The daemon's configuration, and the environment variables the binary reads it from.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sparebox_core::Secret;
+
+/// Environment variable for the server's base URL (`--server`).
+pub const ENV_SERVER: &str = "SPAREBOX_SERVER";
+/// Environment variable for the host key (`--key`).
+pub const ENV_HOST_KEY: &str = "SPAREBOX_HOST_KEY";
+/// Environment variable for the data directory (`--data-dir`).
+pub const ENV_DATA_DIR: &str = "SPAREBOX_DATA_DIR";
+/// Environment variable for the runtime (`--runtime`).
+pub const ENV_RUNTIME: &str = "SPAREBOX_RUNTIME";
+/// Environment variable for the Docker socket (`--docker-socket`).
+pub const ENV_DOCKER_SOCKET: &str = "SPAREBOX_DOCKER_SOCKET";
+/// Environment variable for the first gateway port (`--port-range-start`).
+pub const ENV_PORT_RANGE_START: &str = "SPAREBOX_PORT_RANGE_START";
+/// Environment variable for the heartbeat interval in seconds (`--heartbeat-interval`).
+pub const ENV_HEARTBEAT_INTERVAL: &str = "SPAREBOX_HEARTBEAT_INTERVAL";
+/// Environment variable for the health-check timeout in seconds (`--health-timeout`).
+pub const ENV_HEALTH_TIMEOUT: &str = "SPAREBOX_HEALTH_TIMEOUT";
+/// Environment variable for the log format, `text` or `json` (`--log-format`).
+pub const ENV_LOG_FORMAT: &str = "SPAREBOX_LOG_FORMAT";
+
+/// The first gateway port handed to an agent unless configured otherwise.
+pub const DEFAULT_PORT_RANGE_START: u16 = 19001;
+/// How many ports, from the start of the range, the daemon may hand out.
+pub const DEFAULT_PORT_RANGE_LEN: u16 = 1000;
+/// Seconds between heartbeats until the server says otherwise.
+pub const DEFAULT_HEARTBEAT_INTERVAL_SECS: u64 = 60;
+/// Seconds a new container has to answer its health check.
+pub const DEFAULT_HEALTH_TIMEOUT_SECS: u64 = 180;
+/// Seconds a stopping container gets between SIGTERM and a kill.
+pub const DEFAULT_STOP_GRACE_SECS: u64 = 10;
+
+/// Everything the daemon needs to know to run.
+///
+/// Build one with [`DaemonConfig::new`] and adjust the public fields; the binary fills it
+/// from flags and `SPAREBOX_*` environment variables. `Debug` and `Display` redact the host
+/// key.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// The server's base URL, e.g. `https://sparebox.example`; API paths are appended.
+    pub server_url: String,
+    /// The host key, sent as a bearer token.
+    pub host_key: Secret,
+    /// Where the journal and each agent's files live.
+    pub data_dir: PathBuf,
+    /// The first gateway port on 127.0.0.1 handed to an agent.
+    pub port_range_start: u16,
+    /// How many ports from `port_range_start` may be handed out.
+    pub port_range_len: u16,
+    /// Time between heartbeats until the server's `nextHeartbeatSeconds` overrides it.
+    pub heartbeat_interval: Duration,
+    /// Time between heartbeats while a command runs or acks wait for confirmation.
+    pub busy_heartbeat_interval: Duration,
+    /// How long a new container has to answer its health check.
+    pub health_timeout: Duration,
+    /// Time between two health probes.
+    pub health_poll_interval: Duration,
+    /// Grace period between SIGTERM and a kill when stopping an agent.
+    pub stop_grace: Duration,
+    /// Longest wait after a failed heartbeat (the backoff cap).
+    pub max_backoff: Duration,
+    /// Time limit of one request to the server.
+    pub request_timeout: Duration,
+    /// Owner (uid, gid) for agent files when the daemon runs as root; the image's `node`
+    /// user is 1000:1000.
+    pub agent_owner: (u32, u32),
+}
+
+impl DaemonConfig {
+    /// A configuration with the documented defaults for everything but the server, the key
+    /// and the data directory.
+    pub fn new(server_url: impl Into<String>, host_key: Secret, data_dir: PathBuf) -> Self {
+        Self {
+            server_url: server_url.into().trim_end_matches('/').to_owned(),
+            host_key,
+            data_dir,
+            port_range_start: DEFAULT_PORT_RANGE_START,
+            port_range_len: DEFAULT_PORT_RANGE_LEN,
+            heartbeat_interval: Duration::from_secs(DEFAULT_HEARTBEAT_INTERVAL_SECS),
+            busy_heartbeat_interval: Duration::from_secs(1),
+            health_timeout: Duration::from_secs(DEFAULT_HEALTH_TIMEOUT_SECS),
+            health_poll_interval: Duration::from_secs(1),
+            stop_grace: Duration::from_secs(DEFAULT_STOP_GRACE_SECS),
+            max_backoff: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            agent_owner: (1000, 1000),
+        }
+    }
+
+    /// The journal file: executed commands, unconfirmed acks, agents and their ports.
+    pub fn journal_path(&self) -> PathBuf {
+        self.data_dir.join("journal.json")
+    }
+
+    /// The directory holding every agent's files.
+    pub fn agents_dir(&self) -> PathBuf {
+        self.data_dir.join("agents")
+    }
+}
+
+impl fmt::Display for DaemonConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "server={} key={} data_dir={} ports={}..{} heartbeat={}s health_timeout={}s",
+            self.server_url,
+            self.host_key,
+            self.data_dir.display(),
+            self.port_range_start,
+            u32::from(self.port_range_start) + u32::from(self.port_range_len),
+            self.heartbeat_interval.as_secs(),
+            self.health_timeout.as_secs(),
+        )
+    }
+}
+
+/// The default data directory: `/var/lib/sparebox` for root, `$HOME/.sparebox` otherwise
+/// (`./.sparebox` when `HOME` is unset).
+pub fn default_data_dir() -> PathBuf {
+    if running_as_root() {
+        return PathBuf::from("/var/lib/sparebox");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    home.as_deref()
+        .unwrap_or_else(|| Path::new("."))
+        .join(".sparebox")
+}
+
+/// Whether the daemon runs with effective uid 0.
+pub fn running_as_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_config_redacts_the_host_key() {
+        let config = DaemonConfig::new(
+            "http://server/",
+            Secret::new("sbx_host_supersecret"),
+            PathBuf::from("/tmp/x"),
+        );
+        let printed = format!("{config} {config:?}");
+        assert!(!printed.contains("supersecret"), "{printed}");
+        assert!(printed.contains("server=http://server "), "{printed}");
+    }
+}

@@ -1,0 +1,260 @@
+//! The daemon: the heartbeat loop, feeding commands to the per-agent queues.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sparebox_protocol::{HeartbeatRequest, HeartbeatResponse, PROTOCOL_VERSION};
+use sparebox_runtime::Runtime;
+use tracing::{debug, error, info, warn};
+
+use crate::backoff::Backoff;
+use crate::client::{ClientError, HttpServerApi, ServerApi};
+use crate::config::{running_as_root, DaemonConfig};
+use crate::executor::Executor;
+use crate::files;
+use crate::hardware;
+use crate::health::{HealthProbe, HttpHealthProbe};
+use crate::journal::{Journal, JournalError};
+use crate::queue::CommandQueue;
+use crate::report;
+use crate::state::{Admission, SharedState};
+
+/// The daemon's own version, sent in every heartbeat.
+pub const DAEMON_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The longest wait between heartbeats the daemon accepts from the server.
+const MAX_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The data directory could not be prepared.
+    #[error("data directory: {0}")]
+    DataDir(#[from] files::FilesError),
+    /// The journal could not be read.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The server refused the host key; the daemon stops instead of retrying forever.
+    /// Agents keep running.
+    #[error("heartbeat: {0}")]
+    Unauthorized(ClientError),
+}
+
+/// The host daemon. Build it with [`HostDaemon::new`], then call [`HostDaemon::run`].
+pub struct HostDaemon {
+    config: Arc<DaemonConfig>,
+    runtime: Arc<dyn Runtime>,
+    server: Arc<dyn ServerApi>,
+    health: Arc<dyn HealthProbe>,
+    state: SharedState,
+}
+
+impl std::fmt::Debug for HostDaemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostDaemon")
+            .field("config", &self.config)
+            .field("isolation", &self.runtime.isolation())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostDaemon {
+    /// A daemon talking to `config.server_url` over `http` and running agents on
+    /// `runtime`. Creates the data directory (0700) and loads the journal.
+    ///
+    /// # Errors
+    ///
+    /// [`DaemonError`] when the data directory cannot be created or the journal is
+    /// unreadable (a corrupt journal is not silently replaced: its executed-command ids
+    /// protect against running a command twice).
+    pub fn new(
+        config: DaemonConfig,
+        runtime: Arc<dyn Runtime>,
+        http: reqwest::Client,
+    ) -> Result<Self, DaemonError> {
+        let server = HttpServerApi::new(
+            http.clone(),
+            &config.server_url,
+            config.host_key.clone(),
+            config.request_timeout,
+        );
+        let health = HttpHealthProbe::new(http, Duration::from_secs(5));
+        Self::with_parts(config, runtime, Arc::new(server), Arc::new(health))
+    }
+
+    /// A daemon with its server and health probe supplied, for tests and embedding.
+    ///
+    /// # Errors
+    ///
+    /// As [`HostDaemon::new`].
+    pub fn with_parts(
+        config: DaemonConfig,
+        runtime: Arc<dyn Runtime>,
+        server: Arc<dyn ServerApi>,
+        health: Arc<dyn HealthProbe>,
+    ) -> Result<Self, DaemonError> {
+        files::ensure_dir_chain(&config.data_dir, &[], None)?;
+        let journal = Journal::load(&config.journal_path())?;
+        let state = SharedState::new(journal, config.journal_path());
+        Ok(Self {
+            config: Arc::new(config),
+            runtime,
+            server,
+            health,
+            state,
+        })
+    }
+
+    /// Heartbeats and executes commands until `shutdown` completes.
+    ///
+    /// Commands cut short by shutdown are not acked; the server delivers them again and a
+    /// deploy then replaces whatever container it had started.
+    ///
+    /// # Errors
+    ///
+    /// [`DaemonError::Unauthorized`] when the server refuses the host key. Network errors
+    /// and server errors are retried with backoff and never end the loop.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+        info!(config = %self.config, isolation = self.runtime.isolation().as_str(), "host daemon starting");
+        self.log_fingerprint().await;
+        let gpu = hardware::probe_gpu().await;
+        let queue = CommandQueue::new(Arc::new(self.executor()));
+        let result = self.heartbeat_loop(&queue, gpu, shutdown).await;
+        queue.shutdown();
+        info!("host daemon stopped");
+        result
+    }
+
+    fn executor(&self) -> Executor {
+        Executor {
+            config: self.config.clone(),
+            runtime: self.runtime.clone(),
+            server: self.server.clone(),
+            health: self.health.clone(),
+            state: self.state.clone(),
+            owner: running_as_root().then_some(self.config.agent_owner),
+        }
+    }
+
+    async fn log_fingerprint(&self) {
+        match self.runtime.fingerprint().await {
+            Ok(print) => info!(
+                engine = %print.engine,
+                engine.version = %print.version,
+                cgroup = ?print.cgroup_version,
+                rootless = print.rootless,
+                "container engine found"
+            ),
+            Err(err) => warn!(error = %err, "container engine not answering; will keep trying"),
+        }
+    }
+
+    async fn heartbeat_loop(
+        &self,
+        queue: &CommandQueue,
+        gpu: Option<String>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), DaemonError> {
+        tokio::pin!(shutdown);
+        let mut backoff = Backoff::new(Duration::from_secs(1), self.config.max_backoff);
+        loop {
+            let request = self.heartbeat_request(gpu.clone()).await;
+            let outcome = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                outcome = self.server.heartbeat(&request) => outcome,
+            };
+            let delay = match outcome {
+                Ok(response) => {
+                    if backoff.failures() > 0 {
+                        info!(failures = backoff.failures(), "server reachable again");
+                    }
+                    backoff.reset();
+                    let interval = server_interval(&response, self.config.heartbeat_interval);
+                    self.handle_response(queue, response).await;
+                    self.next_delay(interval)
+                }
+                Err(err @ ClientError::Unauthorized { .. }) => {
+                    error!(error = %err, "server refused the host key; stopping (agents keep running)");
+                    return Err(DaemonError::Unauthorized(err));
+                }
+                Err(err) => {
+                    let delay = backoff.next_delay();
+                    if backoff.failures() == 1 {
+                        warn!(error = %err, retry_in = ?delay, "heartbeat failed; retrying with backoff");
+                    } else {
+                        debug!(error = %err, failures = backoff.failures(), retry_in = ?delay, "heartbeat failed again");
+                    }
+                    delay
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// Quick heartbeats while commands run or acks wait; the normal interval otherwise.
+    fn next_delay(&self, interval: Duration) -> Duration {
+        if self.state.is_busy() || !self.state.pending_acks().is_empty() {
+            self.config.busy_heartbeat_interval.min(interval)
+        } else {
+            interval
+        }
+    }
+
+    async fn heartbeat_request(&self, gpu: Option<String>) -> HeartbeatRequest {
+        let data_dir = self.config.data_dir.clone();
+        let hardware = tokio::task::spawn_blocking(move || hardware::measure(&data_dir, gpu))
+            .await
+            .unwrap_or_else(|_| hardware::measure(std::path::Path::new("/"), None));
+        let mut command_acks = self.state.pending_acks();
+        command_acks.truncate(sparebox_protocol::MAX_REPORTS_PER_HEARTBEAT);
+        HeartbeatRequest {
+            protocol_version: PROTOCOL_VERSION,
+            daemon_version: DAEMON_VERSION.to_owned(),
+            hardware,
+            isolation: self.runtime.isolation(),
+            agent_statuses: report::agent_reports(self.runtime.as_ref(), &self.state).await,
+            command_acks,
+            wait_seconds: None,
+        }
+    }
+
+    /// Forgets confirmed acks, then queues new commands and re-acks executed ones.
+    async fn handle_response(&self, queue: &CommandQueue, response: HeartbeatResponse) {
+        let mut changed = self.state.confirm(&response.confirmed_acks);
+        for command in response.commands {
+            match self.state.admit(command.id) {
+                Admission::Run => {
+                    debug!(command.id = %command.id, command.kind = %command.kind, "command received");
+                    queue.submit(command);
+                }
+                Admission::Reacked => {
+                    debug!(command.id = %command.id, "command already executed; acking again");
+                    changed = true;
+                }
+                Admission::InFlight => {}
+            }
+        }
+        if changed {
+            if let Err(err) = self.state.persist().await {
+                error!(error = %err, "could not write the journal");
+            }
+        }
+    }
+}
+
+/// The server's wish for the next heartbeat, at most an hour; `0` means no wish, and the
+/// configured interval applies.
+fn server_interval(response: &HeartbeatResponse, configured: Duration) -> Duration {
+    match response.next_heartbeat_seconds {
+        0 => configured,
+        seconds => Duration::from_secs(u64::from(seconds)).min(MAX_HEARTBEAT_INTERVAL),
+    }
+}
+
+#[cfg(test)]
+#[path = "daemon_tests.rs"]
+mod tests;

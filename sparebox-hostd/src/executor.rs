@@ -1,0 +1,335 @@
+//! Carrying out one command against the runtime, and turning the outcome into an ack.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+use sparebox_core::{AgentId, CommandKind, DeployStage};
+use sparebox_protocol::{AckStatus, Command, CommandAck, DeployBundle};
+use sparebox_runtime::{AgentSpec, Runtime};
+use tracing::{debug, error, info, warn};
+
+use crate::client::ServerApi;
+use crate::config::DaemonConfig;
+use crate::files::{self, Owner};
+use crate::health::{wait_healthy, HealthProbe};
+use crate::journal::AgentRecord;
+use crate::ports;
+use crate::state::{Phase, SharedState};
+
+/// Why a command failed: the command, the agent, the deploy stage when there is one, and
+/// the cause. Displays as `deploy agent <id>: health_check: <cause>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandError {
+    /// The command's kind.
+    pub kind: CommandKind,
+    /// The agent.
+    pub agent: AgentId,
+    /// The deploy stage that failed, for deploys and configuration updates.
+    pub stage: Option<DeployStage>,
+    /// The cause.
+    pub message: String,
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} agent {}: ", self.kind, self.agent)?;
+        if let Some(stage) = self.stage {
+            write!(f, "{stage}: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// The parts a command needs: the runtime, the server, the health probe and the state.
+pub(crate) struct Executor {
+    pub config: Arc<DaemonConfig>,
+    pub runtime: Arc<dyn Runtime>,
+    pub server: Arc<dyn ServerApi>,
+    pub health: Arc<dyn HealthProbe>,
+    pub state: SharedState,
+    pub owner: Owner,
+}
+
+impl fmt::Debug for Executor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Executor")
+            .field("data_dir", &self.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failure inside one command, before the command and agent are attached.
+struct Failure {
+    stage: Option<DeployStage>,
+    message: String,
+}
+
+fn at<E: fmt::Display>(stage: DeployStage) -> impl FnOnce(E) -> Failure {
+    move |err| Failure {
+        stage: Some(stage),
+        message: err.to_string(),
+    }
+}
+
+fn plain<E: fmt::Display>(err: E) -> Failure {
+    Failure {
+        stage: None,
+        message: err.to_string(),
+    }
+}
+
+impl Executor {
+    /// Runs `command`, records its ack as executed and pending, and persists the journal.
+    pub async fn run_command(&self, command: Command) {
+        let ack = self.execute(&command).await;
+        self.state.finish(ack);
+        if let Err(err) = self.state.persist().await {
+            error!(error = %err, "could not write the journal; the ack is kept in memory");
+        }
+    }
+
+    /// Carries out `command` and says how it went. Never panics on bad input: every
+    /// problem becomes a failed ack.
+    pub async fn execute(&self, command: &Command) -> CommandAck {
+        let agent = command.agent_id;
+        debug!(command.id = %command.id, agent.id = %agent, command.kind = %command.kind, "executing command");
+        let outcome = match command.kind {
+            CommandKind::Deploy => self.apply_bundle(command, false).await,
+            CommandKind::UpdateConfig => self.apply_bundle(command, true).await,
+            CommandKind::Start => self.start(agent).await,
+            CommandKind::Stop => self.stop(agent).await,
+            CommandKind::Restart => self.restart(agent).await,
+            CommandKind::Undeploy => self.undeploy(agent).await,
+        };
+        match outcome {
+            Ok(()) => {
+                if command.kind != CommandKind::Undeploy {
+                    self.state.set_phase(agent, None);
+                }
+                info!(command.id = %command.id, agent.id = %agent, command.kind = %command.kind, "command done");
+                CommandAck {
+                    id: command.id,
+                    status: AckStatus::Acked,
+                    error: None,
+                }
+            }
+            Err(failure) => {
+                let err = CommandError {
+                    kind: command.kind,
+                    agent,
+                    stage: failure.stage,
+                    message: failure.message,
+                };
+                warn!(command.id = %command.id, error = %err, "command failed");
+                self.state
+                    .set_phase(agent, Some(Phase::Failed(err.to_string())));
+                CommandAck {
+                    id: command.id,
+                    status: AckStatus::Failed,
+                    error: Some(err.to_string()),
+                }
+            }
+        }
+    }
+
+    fn stage(&self, agent: AgentId, stage: DeployStage) {
+        debug!(agent.id = %agent, deploy.stage = %stage, "deploy stage");
+        self.state.set_phase(agent, Some(Phase::Deploying(stage)));
+    }
+
+    /// `<data-dir>/agents/<agent-id>`.
+    fn agent_dir(&self, agent: AgentId) -> PathBuf {
+        self.config.agents_dir().join(agent.to_string())
+    }
+
+    /// Deploy and configuration update: fetch the bundle, pull, write files into a removed
+    /// container's directory, create and start a fresh container, wait for health.
+    ///
+    /// An existing container is always removed first: a re-delivered deploy never makes a
+    /// second one, environment changes reach the new container, and the agent cannot
+    /// tamper with its files while they are written.
+    async fn apply_bundle(&self, command: &Command, must_exist: bool) -> Result<(), Failure> {
+        let agent = command.agent_id;
+        let existing = self.state.agent(agent);
+        if must_exist && existing.is_none() {
+            return Err(at(DeployStage::FetchingConfig)(
+                "agent is not deployed on this host",
+            ));
+        }
+
+        self.stage(agent, DeployStage::FetchingConfig);
+        let bundle = self.fetch_bundle(command).await?;
+
+        self.stage(agent, DeployStage::Pulling);
+        let pulling = at(DeployStage::Pulling);
+        self.runtime
+            .ensure_image(&bundle.image)
+            .await
+            .map_err(pulling)?;
+
+        self.stage(agent, DeployStage::Creating);
+        let port = self
+            .claim_port(agent, existing.map(|r| r.gateway_port), &bundle)
+            .await?;
+        let creating = at(DeployStage::Creating);
+        if self
+            .runtime
+            .inspect(agent)
+            .await
+            .map_err(at(DeployStage::Creating))?
+            .is_some()
+        {
+            info!(agent.id = %agent, "replacing the agent's existing container");
+            self.runtime
+                .remove(agent)
+                .await
+                .map_err(at(DeployStage::Creating))?;
+        }
+        let state_dir = self.agent_dir(agent).join("state");
+        self.write_files(state_dir.clone(), bundle.clone())
+            .await
+            .map_err(creating)?;
+
+        self.stage(agent, DeployStage::Starting);
+        let spec = AgentSpec {
+            agent,
+            tier: bundle.tier,
+            image: bundle.image.clone(),
+            gateway_port: port,
+            state_dir,
+            env: BTreeMap::new(),
+            secret_env: bundle.secrets.clone(),
+        };
+        drop(bundle);
+        let container = self
+            .runtime
+            .create_and_start(&spec)
+            .await
+            .map_err(at(DeployStage::Starting))?;
+        drop(spec);
+        debug!(agent.id = %agent, container.id = %container.container_id, "container started");
+
+        self.stage(agent, DeployStage::HealthCheck);
+        let timeout = self.config.health_timeout;
+        let poll = self.config.health_poll_interval;
+        wait_healthy(self.health.as_ref(), port, timeout, poll)
+            .await
+            .map_err(at(DeployStage::HealthCheck))?;
+
+        self.stage(agent, DeployStage::Ready);
+        info!(agent.id = %agent, gateway.port = port, "agent ready");
+        Ok(())
+    }
+
+    /// Fetches and checks the bundle: it must be for this agent and command, and not
+    /// expired by the host's clock.
+    async fn fetch_bundle(&self, command: &Command) -> Result<DeployBundle, Failure> {
+        let fetching = at(DeployStage::FetchingConfig);
+        let bundle = self
+            .server
+            .deploy_bundle(command.agent_id, command.id)
+            .await
+            .map_err(fetching)?;
+        if bundle.agent_id != command.agent_id || bundle.command_id != command.id {
+            let message = "bundle is for another agent or command";
+            return Err(at(DeployStage::FetchingConfig)(message));
+        }
+        if bundle.expires_at <= Utc::now() {
+            let message = format!("bundle expired at {}", bundle.expires_at);
+            return Err(at(DeployStage::FetchingConfig)(message));
+        }
+        Ok(bundle)
+    }
+
+    /// The agent's port (kept when it has one, else a free one), recorded durably before
+    /// any container uses it.
+    async fn claim_port(
+        &self,
+        agent: AgentId,
+        current: Option<u16>,
+        bundle: &DeployBundle,
+    ) -> Result<u16, Failure> {
+        let start = self.config.port_range_start;
+        let len = self.config.port_range_len;
+        let port = match current {
+            Some(port) => port,
+            None => ports::allocate(start, len, &self.state.assigned_ports()).ok_or_else(|| {
+                at(DeployStage::Creating)(format!(
+                    "no free gateway port from {start} to {}",
+                    u32::from(start) + u32::from(len) - 1
+                ))
+            })?,
+        };
+        self.state.put_agent(AgentRecord {
+            agent_id: agent,
+            gateway_port: port,
+            tier: bundle.tier,
+            stopped: false,
+        });
+        self.state
+            .persist()
+            .await
+            .map_err(at(DeployStage::Creating))?;
+        Ok(port)
+    }
+
+    async fn write_files(&self, state_dir: PathBuf, bundle: DeployBundle) -> Result<(), String> {
+        let owner = self.owner;
+        tokio::task::spawn_blocking(move || files::write_agent_files(&state_dir, &bundle, owner))
+            .await
+            .map_err(|err| err.to_string())?
+            .map_err(|err| err.to_string())
+    }
+
+    async fn start(&self, agent: AgentId) -> Result<(), Failure> {
+        self.runtime.start(agent).await.map_err(plain)?;
+        self.state
+            .update_agent(agent, |record| record.stopped = false);
+        Ok(())
+    }
+
+    async fn stop(&self, agent: AgentId) -> Result<(), Failure> {
+        let grace = self.config.stop_grace;
+        self.runtime.stop(agent, grace).await.map_err(plain)?;
+        self.state
+            .update_agent(agent, |record| record.stopped = true);
+        Ok(())
+    }
+
+    async fn restart(&self, agent: AgentId) -> Result<(), Failure> {
+        let grace = self.config.stop_grace;
+        self.runtime.restart(agent, grace).await.map_err(plain)?;
+        self.state
+            .update_agent(agent, |record| record.stopped = false);
+        Ok(())
+    }
+
+    /// Removes the container, then every file of the agent, then forgets it (freeing its
+    /// port). Undeploying an unknown agent succeeds.
+    async fn undeploy(&self, agent: AgentId) -> Result<(), Failure> {
+        self.runtime.remove(agent).await.map_err(plain)?;
+        let dir = self.agent_dir(agent);
+        let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                Err(format!("removing {}: {err}", dir.display()))
+            }
+            _ => Ok(()),
+        })
+        .await
+        .map_err(plain)?;
+        removed.map_err(plain)?;
+        self.state.forget_agent(agent);
+        info!(agent.id = %agent, "agent undeployed");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "executor_tests.rs"]
+mod tests;

@@ -1,0 +1,93 @@
+//! Running commands concurrently across agents and in order for each agent.
+//!
+//! Each agent with queued commands has one worker task that takes its commands one at a
+//! time. A worker ends when its queue is empty, deciding so under the same lock the
+//! dispatcher uses to find it, so a command can never land in a queue nobody reads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use sparebox_core::AgentId;
+use sparebox_protocol::Command;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::executor::Executor;
+
+type Workers = HashMap<AgentId, mpsc::UnboundedSender<Command>>;
+
+/// Per-agent command queues over one [`Executor`].
+#[derive(Debug)]
+pub(crate) struct CommandQueue {
+    executor: Arc<Executor>,
+    workers: Arc<Mutex<Workers>>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl CommandQueue {
+    pub fn new(executor: Arc<Executor>) -> Self {
+        Self {
+            executor,
+            workers: Arc::new(Mutex::new(HashMap::new())),
+            tasks: Mutex::new(JoinSet::new()),
+        }
+    }
+
+    /// Queues `command` behind the agent's earlier commands.
+    pub fn submit(&self, command: Command) {
+        let agent = command.agent_id;
+        let mut workers = lock(&self.workers);
+        let command = match workers.get(&agent) {
+            Some(sender) => match sender.send(command) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(command)) => command,
+            },
+            None => command,
+        };
+        let (sender, receiver) = mpsc::unbounded_channel();
+        // The receiver is alive: it is moved into the worker below.
+        let _ = sender.send(command);
+        workers.insert(agent, sender);
+        drop(workers);
+
+        let worker = work(agent, receiver, self.executor.clone(), self.workers.clone());
+        let mut tasks = lock(&self.tasks);
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(worker);
+    }
+
+    /// Stops every worker; commands cut short are not acked and come back from the server.
+    pub fn shutdown(&self) {
+        lock(&self.tasks).abort_all();
+    }
+}
+
+async fn work(
+    agent: AgentId,
+    mut receiver: mpsc::UnboundedReceiver<Command>,
+    executor: Arc<Executor>,
+    workers: Arc<Mutex<Workers>>,
+) {
+    loop {
+        let next = match receiver.try_recv() {
+            Ok(command) => command,
+            Err(_) => {
+                let mut workers = lock(&workers);
+                match receiver.try_recv() {
+                    Ok(command) => command,
+                    Err(_) => {
+                        workers.remove(&agent);
+                        return;
+                    }
+                }
+            }
+        };
+        executor.run_command(next).await;
+    }
+}

@@ -1,0 +1,179 @@
+//! Test doubles shared by the unit tests: a scripted server and a health probe.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sparebox_core::{AgentId, CommandId, CommandKind, Secret, Tier};
+use sparebox_protocol::{
+    Command, DeployBundle, HeartbeatRequest, HeartbeatResponse, WorkspaceFile,
+};
+use sparebox_runtime::fake::FakeRuntime;
+
+use crate::client::{ClientError, ServerApi};
+use crate::config::DaemonConfig;
+use crate::executor::Executor;
+use crate::health::HealthProbe;
+use crate::journal::Journal;
+use crate::state::SharedState;
+
+pub const IMAGE: &str = "ghcr.io/openclaw/openclaw:test";
+
+/// A server that hands out bundles built from the command, and answers heartbeats from a
+/// script (then with nothing to do), recording every heartbeat it gets.
+#[derive(Default)]
+pub struct FakeServer {
+    pub files: Mutex<Vec<WorkspaceFile>>,
+    pub bundle_error: Mutex<Option<ClientError>>,
+    pub expired: AtomicBool,
+    pub responses: Mutex<VecDeque<Result<HeartbeatResponse, ClientError>>>,
+    pub heartbeats: Mutex<Vec<HeartbeatRequest>>,
+}
+
+impl FakeServer {
+    pub fn with_files(files: &[(&str, &str)]) -> Self {
+        let server = Self::default();
+        *server.files.lock().unwrap() = files
+            .iter()
+            .map(|(path, content)| WorkspaceFile {
+                path: (*path).to_owned(),
+                content: (*content).to_owned(),
+            })
+            .collect();
+        server
+    }
+
+    pub fn script(&self, response: Result<HeartbeatResponse, ClientError>) {
+        self.responses.lock().unwrap().push_back(response);
+    }
+
+    pub fn heartbeats(&self) -> Vec<HeartbeatRequest> {
+        self.heartbeats.lock().unwrap().clone()
+    }
+}
+
+pub fn response(commands: Vec<Command>, confirmed: Vec<CommandId>) -> HeartbeatResponse {
+    HeartbeatResponse {
+        commands,
+        confirmed_acks: confirmed,
+        next_heartbeat_seconds: 60,
+        server_time: Utc::now(),
+    }
+}
+
+#[async_trait]
+impl ServerApi for FakeServer {
+    async fn heartbeat(
+        &self,
+        request: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        self.heartbeats.lock().unwrap().push(request.clone());
+        let next = self.responses.lock().unwrap().pop_front();
+        next.unwrap_or_else(|| Ok(response(Vec::new(), Vec::new())))
+    }
+
+    async fn deploy_bundle(
+        &self,
+        agent: AgentId,
+        command: CommandId,
+    ) -> Result<DeployBundle, ClientError> {
+        if let Some(err) = self.bundle_error.lock().unwrap().take() {
+            return Err(err);
+        }
+        let expires_in = if self.expired.load(Ordering::SeqCst) {
+            chrono::Duration::seconds(-1)
+        } else {
+            chrono::Duration::minutes(5)
+        };
+        Ok(DeployBundle {
+            agent_id: agent,
+            command_id: command,
+            tier: Tier::Standard,
+            image: IMAGE.to_owned(),
+            openclaw_config: serde_json::json!({"gateway": {"mode": "local"}}),
+            workspace_files: self.files.lock().unwrap().clone(),
+            secrets: BTreeMap::from([("ANTHROPIC_API_KEY".to_owned(), Secret::new("sk-ant-test"))]),
+            issued_at: Utc::now(),
+            expires_at: Utc::now() + expires_in,
+        })
+    }
+}
+
+/// A health probe that always answers the same.
+pub struct Probe(pub bool);
+
+#[async_trait]
+impl HealthProbe for Probe {
+    async fn probe(&self, _port: u16) -> Result<(), String> {
+        if self.0 {
+            Ok(())
+        } else {
+            Err("connection refused".to_owned())
+        }
+    }
+}
+
+pub fn command(kind: CommandKind, agent: AgentId) -> Command {
+    Command {
+        id: CommandId::new_random(),
+        agent_id: agent,
+        kind,
+        tier: Tier::Standard,
+        created_at: Utc::now(),
+    }
+}
+
+pub fn config(data_dir: &std::path::Path) -> DaemonConfig {
+    let mut config = DaemonConfig::new(
+        "http://unused.invalid",
+        Secret::new("host-key"),
+        data_dir.to_owned(),
+    );
+    // Far from the default range and from ephemeral ports, to avoid clashing with a real
+    // daemon on the machine running the tests.
+    config.port_range_start = 41000;
+    config.health_timeout = Duration::from_secs(30);
+    config
+}
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub runtime: Arc<FakeRuntime>,
+    pub server: Arc<FakeServer>,
+    pub executor: Executor,
+}
+
+impl Harness {
+    pub fn new(server: FakeServer, healthy: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let runtime = Arc::new(FakeRuntime::new());
+        let server = Arc::new(server);
+        let state = SharedState::new(Journal::default(), config.journal_path());
+        let executor = Executor {
+            config: Arc::new(config),
+            runtime: runtime.clone(),
+            server: server.clone(),
+            health: Arc::new(Probe(healthy)),
+            state,
+            owner: None,
+        };
+        Self {
+            dir,
+            runtime,
+            server,
+            executor,
+        }
+    }
+
+    pub fn state_dir(&self, agent: AgentId) -> std::path::PathBuf {
+        self.dir
+            .path()
+            .join("agents")
+            .join(agent.to_string())
+            .join("state")
+    }
+}

@@ -1,0 +1,199 @@
+//! Host liveness and command expiry, judged by the server's clock (a manual clock here).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sparebox_core::AgentState;
+use sparebox_protocol::{
+    AckStatus, AgentStatusReport, CommandAck, HeartbeatRequest, HostHardware, IsolationMode,
+    RuntimeStatus,
+};
+use sparebox_server::{AgentRequest, ManualClock, MasterKey, Platform, PlatformConfig};
+use sparebox_store::sqlite::SqliteStore;
+
+fn heartbeat(statuses: Vec<AgentStatusReport>, acks: Vec<CommandAck>) -> HeartbeatRequest {
+    HeartbeatRequest {
+        protocol_version: sparebox_protocol::PROTOCOL_VERSION,
+        daemon_version: "test".into(),
+        hardware: HostHardware {
+            ram_mb: 16 * 1024,
+            cpu_cores: 8,
+            disk_gb: 200,
+            os: "linux".into(),
+            arch: "x86_64".into(),
+            gpu: None,
+        },
+        isolation: IsolationMode::Docker,
+        agent_statuses: statuses,
+        command_acks: acks,
+        wait_seconds: None,
+    }
+}
+
+async fn platform(clock: Arc<ManualClock>) -> Platform {
+    let store = SqliteStore::open_in_memory().await.unwrap();
+    Platform::new(
+        Arc::new(store),
+        PlatformConfig::default(),
+        MasterKey::generate(),
+    )
+    .with_clock(clock)
+}
+
+#[tokio::test]
+async fn silent_host_goes_offline_and_its_agents_recover_when_it_returns() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let platform = platform(clock.clone()).await;
+    let (owner, _) = platform.create_account("alice").await.unwrap();
+    let (host_view, key) = platform.register_host(&owner, "box").await.unwrap();
+    let host = platform.authenticate_host(&key).await.unwrap();
+    platform
+        .heartbeat(&host, heartbeat(vec![], vec![]))
+        .await
+        .unwrap();
+    let (agent, _) = platform
+        .create_agent(
+            &owner,
+            AgentRequest {
+                host_id: host_view.id,
+                tier: "standard".into(),
+                name: "a".into(),
+                openclaw_config: None,
+                workspace_files: vec![],
+                secrets: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let delivered = platform
+        .heartbeat(&host, heartbeat(vec![], vec![]))
+        .await
+        .unwrap();
+    let deploy = delivered.response.commands[0].id;
+    let running = AgentStatusReport::new(agent.id, RuntimeStatus::Running);
+    platform
+        .heartbeat(
+            &host,
+            heartbeat(
+                vec![running.clone()],
+                vec![CommandAck {
+                    id: deploy,
+                    status: AckStatus::Acked,
+                    error: None,
+                }],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        platform.owned_agent(&owner, agent.id).await.unwrap().state,
+        AgentState::Running
+    );
+
+    // Two intervals of silence: still online.
+    clock.advance(Duration::from_secs(120));
+    let summary = platform.sweep().await.unwrap();
+    assert_eq!(
+        (summary.hosts_online, summary.agents_marked_offline),
+        (1, 0)
+    );
+
+    // Past three intervals: offline, and so are its agents.
+    clock.advance(Duration::from_secs(61));
+    let summary = platform.sweep().await.unwrap();
+    assert_eq!(
+        (summary.hosts_online, summary.agents_marked_offline),
+        (0, 1)
+    );
+    assert_eq!(
+        platform.owned_agent(&owner, agent.id).await.unwrap().state,
+        AgentState::HostOffline
+    );
+    let hosts = platform.list_hosts(platform.now()).await.unwrap();
+    assert!(!hosts[0].online);
+
+    // It comes back and reports the agent running.
+    platform
+        .heartbeat(&host, heartbeat(vec![running], vec![]))
+        .await
+        .unwrap();
+    assert_eq!(
+        platform.owned_agent(&owner, agent.id).await.unwrap().state,
+        AgentState::Running
+    );
+    assert_eq!(platform.sweep().await.unwrap().hosts_online, 1);
+}
+
+#[tokio::test]
+async fn unacknowledged_deploy_expires_after_five_minutes_by_the_server_clock() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let platform = platform(clock.clone()).await;
+    let (owner, _) = platform.create_account("alice").await.unwrap();
+    let (host_view, key) = platform.register_host(&owner, "box").await.unwrap();
+    let host = platform.authenticate_host(&key).await.unwrap();
+    platform
+        .heartbeat(&host, heartbeat(vec![], vec![]))
+        .await
+        .unwrap();
+    let (agent, command) = platform
+        .create_agent(
+            &owner,
+            AgentRequest {
+                host_id: host_view.id,
+                tier: "lite".into(),
+                name: "a".into(),
+                openclaw_config: None,
+                workspace_files: vec![],
+                secrets: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    platform
+        .heartbeat(&host, heartbeat(vec![], vec![]))
+        .await
+        .unwrap();
+
+    // The host keeps heartbeating (so it stays online) but never acks the deploy.
+    for _ in 0..4 {
+        clock.advance(Duration::from_secs(60));
+        platform
+            .heartbeat(&host, heartbeat(vec![], vec![]))
+            .await
+            .unwrap();
+    }
+    clock.advance(Duration::from_secs(59));
+    assert!(
+        platform.sweep().await.unwrap().expired.is_empty(),
+        "not yet"
+    );
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(platform.sweep().await.unwrap().expired.len(), 1);
+    let view = platform.owned_agent(&owner, agent.id).await.unwrap();
+    assert_eq!(view.state, AgentState::Error);
+    assert!(view.error.unwrap().contains("deploy command expired"));
+
+    // A late ack changes nothing.
+    platform
+        .heartbeat(
+            &host,
+            heartbeat(
+                vec![],
+                vec![CommandAck {
+                    id: command.id,
+                    status: AckStatus::Acked,
+                    error: None,
+                }],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        platform.owned_agent(&owner, agent.id).await.unwrap().state,
+        AgentState::Error
+    );
+    let history = platform.agent_commands(&owner, agent.id).await.unwrap();
+    assert_eq!(history[0].status, sparebox_core::CommandStatus::Expired);
+    assert!(history[0].late_ack);
+}

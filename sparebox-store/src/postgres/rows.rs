@@ -1,0 +1,125 @@
+//! Decoding PostgreSQL rows into records. Ids are UUIDs, timestamps TIMESTAMPTZ, JSON
+//! columns JSONB.
+
+use serde::de::DeserializeOwned;
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::Row;
+
+use crate::codec::{from_json, parse_isolation, parse_name};
+use crate::{
+    AccountRecord, AgentEventKind, AgentEventRecord, AgentRecord, CommandRecord, HostRecord,
+    StoreError, StoreResult,
+};
+
+/// Columns selected for an account.
+pub(super) const ACCOUNT_COLUMNS: &str = "id, name, created_at";
+
+/// Columns selected for a host.
+pub(super) const HOST_COLUMNS: &str = "id, owner, name, key_prefix, hardware, isolation, \
+     daemon_version, last_heartbeat_at, created_at";
+
+/// Columns selected for an agent.
+pub(super) const AGENT_COLUMNS: &str = "id, host, owner, name, tier, image, openclaw_config, \
+     workspace_files, sealed_secrets, state, deploy_stage, error, last_report, last_report_at, \
+     created_at";
+
+/// Columns selected for a command.
+pub(super) const COMMAND_COLUMNS: &str =
+    "id, agent, host, kind, status, created_at, sent_at, acked_at, error, late_ack";
+
+fn json<T: DeserializeOwned>(row: &PgRow, column: &'static str) -> StoreResult<T> {
+    let Json(value): Json<serde_json::Value> = row.try_get(column)?;
+    from_json(column, value)
+}
+
+fn opt_json<T: DeserializeOwned>(row: &PgRow, column: &'static str) -> StoreResult<Option<T>> {
+    let value: Option<Json<serde_json::Value>> = row.try_get(column)?;
+    value.map(|Json(v)| from_json(column, v)).transpose()
+}
+
+fn name<T>(row: &PgRow, column: &'static str) -> StoreResult<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.try_get(column)?;
+    parse_name(column, &text)
+}
+
+/// Decodes an account row.
+pub(super) fn account(row: &PgRow) -> StoreResult<AccountRecord> {
+    Ok(AccountRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Decodes a host row.
+pub(super) fn host(row: &PgRow) -> StoreResult<HostRecord> {
+    let isolation: Option<String> = row.try_get("isolation")?;
+    Ok(HostRecord {
+        id: row.try_get::<uuid::Uuid, _>("id")?.into(),
+        owner: row.try_get("owner")?,
+        name: row.try_get("name")?,
+        key_prefix: row.try_get("key_prefix")?,
+        hardware: opt_json(row, "hardware")?,
+        isolation: isolation.as_deref().map(parse_isolation).transpose()?,
+        daemon_version: row.try_get("daemon_version")?,
+        last_heartbeat_at: row.try_get("last_heartbeat_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Decodes an agent row.
+pub(super) fn agent(row: &PgRow) -> StoreResult<AgentRecord> {
+    let stage: Option<String> = row.try_get("deploy_stage")?;
+    Ok(AgentRecord {
+        id: row.try_get::<uuid::Uuid, _>("id")?.into(),
+        host: row.try_get::<uuid::Uuid, _>("host")?.into(),
+        owner: row.try_get("owner")?,
+        name: row.try_get("name")?,
+        tier: name(row, "tier")?,
+        image: row.try_get("image")?,
+        openclaw_config: json(row, "openclaw_config")?,
+        workspace_files: json(row, "workspace_files")?,
+        sealed_secrets: row.try_get("sealed_secrets")?,
+        state: name(row, "state")?,
+        deploy_stage: stage.map(|s| parse_name("deploy_stage", &s)).transpose()?,
+        error: row.try_get("error")?,
+        last_report: opt_json(row, "last_report")?,
+        last_report_at: row.try_get("last_report_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Decodes a command row.
+pub(super) fn command(row: &PgRow) -> StoreResult<CommandRecord> {
+    Ok(CommandRecord {
+        id: row.try_get::<uuid::Uuid, _>("id")?.into(),
+        agent: row.try_get::<uuid::Uuid, _>("agent")?.into(),
+        host: row.try_get::<uuid::Uuid, _>("host")?.into(),
+        kind: name(row, "kind")?,
+        status: name(row, "status")?,
+        created_at: row.try_get("created_at")?,
+        sent_at: row.try_get("sent_at")?,
+        acked_at: row.try_get("acked_at")?,
+        error: row.try_get("error")?,
+        late_ack: row.try_get("late_ack")?,
+    })
+}
+
+/// Decodes an event row.
+pub(super) fn event(row: &PgRow) -> StoreResult<AgentEventRecord> {
+    let kind: String = row.try_get("kind")?;
+    Ok(AgentEventRecord {
+        agent: row.try_get::<uuid::Uuid, _>("agent")?.into(),
+        kind: AgentEventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+            column: "agent_events.kind",
+            message: format!("unknown event kind {kind:?}"),
+        })?,
+        message: row.try_get("message")?,
+        at: row.try_get("at")?,
+    })
+}

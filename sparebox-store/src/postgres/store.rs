@@ -1,0 +1,445 @@
+//! The [`Store`] implementation for [`PgStore`].
+
+use super::listener::notify;
+use super::rows::{ACCOUNT_COLUMNS, AGENT_COLUMNS, COMMAND_COLUMNS, HOST_COLUMNS};
+use super::{
+    insert_command, lock_host, not_found, rows, slot_holders, supersede_pending, update_in_order,
+    PgStore,
+};
+use crate::codec::{
+    ack_effect, ack_error, apply_update, check_first_command, db_error, has_slot, sql_limit,
+    to_json,
+};
+use crate::{
+    AccountId, AccountRecord, AckOutcome, AgentEventRecord, AgentRecord, AgentUpdate,
+    CommandRecord, HostHeartbeat, HostRecord, NewAccount, NewAgent, NewAgentEvent, NewCommand,
+    NewHost, Store, StoreError, StoreResult,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sparebox_core::command::AckEffect;
+use sparebox_core::{AgentId, AgentState, CommandId, HostId, Reserve};
+use sparebox_protocol::CommandAck;
+use sqlx::types::Json;
+use sqlx::Row;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_account(&self, new: NewAccount) -> StoreResult<AccountRecord> {
+        let sql = format!(
+            "INSERT INTO accounts (id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING {ACCOUNT_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(Uuid::new_v4())
+            .bind(&new.name)
+            .bind(&new.token_hash)
+            .bind(new.created_at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|err| {
+                db_error(
+                    err,
+                    || format!("account {:?}", new.name),
+                    || not_found("account", &new.name),
+                )
+            })?;
+        rows::account(&row)
+    }
+
+    async fn account_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<AccountRecord>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE token_hash = $1");
+        let row = sqlx::query(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rows::account).transpose()
+    }
+
+    async fn create_host(&self, new: NewHost) -> StoreResult<HostRecord> {
+        let sql = format!(
+            "INSERT INTO hosts (id, owner, name, key_hash, key_prefix, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {HOST_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(Uuid::new_v4())
+            .bind(new.owner)
+            .bind(&new.name)
+            .bind(&new.key_hash)
+            .bind(&new.key_prefix)
+            .bind(new.created_at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|err| {
+                db_error(
+                    err,
+                    || format!("host key {}", new.key_prefix),
+                    || not_found("account", new.owner),
+                )
+            })?;
+        rows::host(&row)
+    }
+
+    async fn host(&self, id: HostId) -> StoreResult<Option<HostRecord>> {
+        let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rows::host).transpose()
+    }
+
+    async fn host_by_key_hash(&self, key_hash: &[u8]) -> StoreResult<Option<HostRecord>> {
+        let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE key_hash = $1");
+        let row = sqlx::query(&sql)
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rows::host).transpose()
+    }
+
+    async fn list_hosts(&self) -> StoreResult<Vec<HostRecord>> {
+        let sql = format!("SELECT {HOST_COLUMNS} FROM hosts ORDER BY created_at, seq");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(rows::host).collect()
+    }
+
+    async fn record_heartbeat(
+        &self,
+        host: HostId,
+        heartbeat: HostHeartbeat,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let hardware = to_json("hosts.hardware", &heartbeat.hardware)?;
+        let done = sqlx::query(
+            "UPDATE hosts SET hardware = $1, isolation = $2, daemon_version = $3, \
+             last_heartbeat_at = $4 WHERE id = $5",
+        )
+        .bind(Json(hardware))
+        .bind(heartbeat.isolation.as_str())
+        .bind(&heartbeat.daemon_version)
+        .bind(now)
+        .bind(host.0)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(not_found("host", host));
+        }
+        Ok(())
+    }
+
+    async fn create_agent(
+        &self,
+        new: NewAgent,
+        first_command: NewCommand,
+        reserve: Reserve,
+    ) -> StoreResult<(AgentRecord, CommandRecord)> {
+        check_first_command(&new, &first_command)?;
+        let config = to_json("agents.openclaw_config", &new.openclaw_config)?;
+        let files = to_json("agents.workspace_files", &new.workspace_files)?;
+        let mut tx = self.pool.begin().await?;
+
+        let hardware = lock_host(&mut tx, new.host).await?;
+        let holders = slot_holders(&mut tx, new.host).await?;
+        let fits = hardware.is_some_and(|hw| has_slot(&hw, &reserve, holders, new.tier));
+        if !fits {
+            return Err(StoreError::NoSlot {
+                host: new.host,
+                tier: new.tier,
+            });
+        }
+
+        let sql = format!(
+            "INSERT INTO agents (id, host, owner, name, tier, image, openclaw_config, \
+             workspace_files, sealed_secrets, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {AGENT_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(new.id.0)
+            .bind(new.host.0)
+            .bind(new.owner)
+            .bind(&new.name)
+            .bind(new.tier.as_str())
+            .bind(&new.image)
+            .bind(Json(config))
+            .bind(Json(files))
+            .bind(&new.sealed_secrets)
+            .bind(AgentState::PendingDeploy.as_str())
+            .bind(new.created_at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|err| {
+                db_error(
+                    err,
+                    || format!("agent {}", new.id),
+                    || not_found("account", new.owner),
+                )
+            })?;
+        let agent = rows::agent(&row)?;
+        let command = insert_command(&mut tx, &first_command).await?;
+        notify(&mut tx, new.host).await?;
+        tx.commit().await?;
+        Ok((agent, command))
+    }
+
+    async fn agent(&self, id: AgentId) -> StoreResult<Option<AgentRecord>> {
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rows::agent).transpose()
+    }
+
+    async fn agents_for_owner(&self, owner: AccountId) -> StoreResult<Vec<AgentRecord>> {
+        let sql =
+            format!("SELECT {AGENT_COLUMNS} FROM agents WHERE owner = $1 ORDER BY created_at, seq");
+        let rows = sqlx::query(&sql).bind(owner).fetch_all(&self.pool).await?;
+        rows.iter().map(rows::agent).collect()
+    }
+
+    async fn agents_for_host(&self, host: HostId) -> StoreResult<Vec<AgentRecord>> {
+        let sql =
+            format!("SELECT {AGENT_COLUMNS} FROM agents WHERE host = $1 ORDER BY created_at, seq");
+        let rows = sqlx::query(&sql).bind(host.0).fetch_all(&self.pool).await?;
+        rows.iter().map(rows::agent).collect()
+    }
+
+    async fn update_agent(&self, id: AgentId, update: AgentUpdate) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1 FOR NO KEY UPDATE");
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| not_found("agent", id))?;
+        let mut agent = rows::agent(&row)?;
+        apply_update(&mut agent, update);
+
+        let report = agent
+            .last_report
+            .as_ref()
+            .map(|r| to_json("agents.last_report", r))
+            .transpose()?;
+        sqlx::query(
+            "UPDATE agents SET state = $1, deploy_stage = $2, error = $3, last_report = $4, \
+             last_report_at = $5, openclaw_config = $6, workspace_files = $7, \
+             sealed_secrets = $8 WHERE id = $9",
+        )
+        .bind(agent.state.as_str())
+        .bind(agent.deploy_stage.map(|s| s.as_str()))
+        .bind(&agent.error)
+        .bind(report.map(Json))
+        .bind(agent.last_report_at)
+        .bind(Json(to_json(
+            "agents.openclaw_config",
+            &agent.openclaw_config,
+        )?))
+        .bind(Json(to_json(
+            "agents.workspace_files",
+            &agent.workspace_files,
+        )?))
+        .bind(&agent.sealed_secrets)
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn enqueue_command(&self, new: NewCommand) -> StoreResult<CommandRecord> {
+        let mut tx = self.pool.begin().await?;
+        // Locking the agent serialises commands queued for it, so supersession sees them all.
+        let row = sqlx::query("SELECT host FROM agents WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(new.agent.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| not_found("agent", new.agent))?;
+        let host: Uuid = row.try_get("host")?;
+        if host != new.host.0 {
+            return Err(StoreError::Invalid(format!(
+                "command {} is addressed to host {} but agent {} runs on host {host}",
+                new.id, new.host, new.agent
+            )));
+        }
+        supersede_pending(&mut tx, &new).await?;
+        let command = insert_command(&mut tx, &new).await?;
+        notify(&mut tx, new.host).await?;
+        tx.commit().await?;
+        Ok(command)
+    }
+
+    async fn deliver_commands(
+        &self,
+        host: HostId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<CommandRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM agent_commands WHERE host = $1 AND status = 'pending' \
+             ORDER BY created_at, seq LIMIT $2 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(host.0)
+        .bind(sql_limit(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        let sql = format!(
+            "UPDATE agent_commands SET status = 'sent', sent_at = $1 WHERE id = ANY($2) \
+             RETURNING {COMMAND_COLUMNS}"
+        );
+        let query = sqlx::query(&sql).bind(now).bind(&ids);
+        let delivered = update_in_order(&mut tx, query, &ids).await?;
+        tx.commit().await?;
+        Ok(delivered)
+    }
+
+    async fn record_ack(
+        &self,
+        host: HostId,
+        ack: &CommandAck,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AckOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "SELECT {COMMAND_COLUMNS} FROM agent_commands WHERE id = $1 AND host = $2 FOR UPDATE"
+        );
+        let row = sqlx::query(&sql)
+            .bind(ack.id.0)
+            .bind(host.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(current) = row.as_ref().map(rows::command).transpose()? else {
+            return Ok(AckOutcome::Unknown);
+        };
+        let outcome = match ack_effect(current.status, ack) {
+            AckEffect::Applied(status) => {
+                let sql = format!(
+                    "UPDATE agent_commands SET status = $1, sent_at = COALESCE(sent_at, $2), \
+                     acked_at = $2, error = $3 WHERE id = $4 RETURNING {COMMAND_COLUMNS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(status.as_str())
+                    .bind(now)
+                    .bind(ack_error(ack))
+                    .bind(ack.id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                AckOutcome::Applied(rows::command(&row)?)
+            }
+            AckEffect::Late => {
+                let sql = format!(
+                    "UPDATE agent_commands SET late_ack = TRUE, acked_at = COALESCE(acked_at, $1), \
+                     error = COALESCE(error, $2) WHERE id = $3 RETURNING {COMMAND_COLUMNS}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(now)
+                    .bind(ack_error(ack))
+                    .bind(ack.id.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                AckOutcome::Late(rows::command(&row)?)
+            }
+            AckEffect::Duplicate => AckOutcome::Duplicate(current),
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn expire_commands(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<CommandRecord>> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM agent_commands \
+             WHERE status IN ('pending', 'sent') AND created_at < $1 \
+             ORDER BY created_at, seq FOR UPDATE",
+        )
+        .bind(cutoff)
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        let sql = format!(
+            "UPDATE agent_commands SET status = 'expired' WHERE id = ANY($1) \
+             RETURNING {COMMAND_COLUMNS}"
+        );
+        let query = sqlx::query(&sql).bind(&ids);
+        let expired = update_in_order(&mut tx, query, &ids).await?;
+        tx.commit().await?;
+        Ok(expired)
+    }
+
+    async fn command(&self, id: CommandId) -> StoreResult<Option<CommandRecord>> {
+        let sql = format!("SELECT {COMMAND_COLUMNS} FROM agent_commands WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rows::command).transpose()
+    }
+
+    async fn commands_for_agent(
+        &self,
+        agent: AgentId,
+        limit: u32,
+    ) -> StoreResult<Vec<CommandRecord>> {
+        let sql = format!(
+            "SELECT {COMMAND_COLUMNS} FROM agent_commands WHERE agent = $1 \
+             ORDER BY created_at DESC, seq DESC LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(agent.0)
+            .bind(sql_limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::command).collect()
+    }
+
+    async fn add_event(&self, event: NewAgentEvent) -> StoreResult<()> {
+        sqlx::query("INSERT INTO agent_events (agent, kind, message, at) VALUES ($1, $2, $3, $4)")
+            .bind(event.agent.0)
+            .bind(event.kind.as_str())
+            .bind(&event.message)
+            .bind(event.at)
+            .execute(&self.pool)
+            .await
+            .map_err(|err| {
+                db_error(
+                    err,
+                    || format!("event for agent {}", event.agent),
+                    || not_found("agent", event.agent),
+                )
+            })?;
+        Ok(())
+    }
+
+    async fn events_for_agent(
+        &self,
+        agent: AgentId,
+        limit: u32,
+    ) -> StoreResult<Vec<AgentEventRecord>> {
+        let rows = sqlx::query(
+            "SELECT agent, kind, message, at FROM agent_events WHERE agent = $1 \
+             ORDER BY at DESC, seq DESC LIMIT $2",
+        )
+        .bind(agent.0)
+        .bind(sql_limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::event).collect()
+    }
+
+    fn host_wakeups(&self) -> broadcast::Receiver<HostId> {
+        self.wakeups.subscribe()
+    }
+}

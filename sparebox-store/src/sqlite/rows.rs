@@ -1,0 +1,164 @@
+//! Decoding SQLite rows into records. Ids are UUID text, timestamps INTEGER microseconds
+//! since the Unix epoch, JSON columns TEXT.
+
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::codec::{from_json, parse_isolation, parse_name};
+use crate::{
+    AccountRecord, AgentEventKind, AgentEventRecord, AgentRecord, CommandRecord, HostRecord,
+    StoreError, StoreResult,
+};
+
+/// Columns selected for an account.
+pub(super) const ACCOUNT_COLUMNS: &str = "id, name, created_at";
+
+/// Columns selected for a host.
+pub(super) const HOST_COLUMNS: &str = "id, owner, name, key_prefix, hardware, isolation, \
+     daemon_version, last_heartbeat_at, created_at";
+
+/// Columns selected for an agent.
+pub(super) const AGENT_COLUMNS: &str = "id, host, owner, name, tier, image, openclaw_config, \
+     workspace_files, sealed_secrets, state, deploy_stage, error, last_report, last_report_at, \
+     created_at";
+
+/// Columns selected for a command.
+pub(super) const COMMAND_COLUMNS: &str =
+    "id, agent, host, kind, status, created_at, sent_at, acked_at, error, late_ack";
+
+/// A timestamp as stored: microseconds since the Unix epoch.
+pub(super) fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn time(row: &SqliteRow, column: &'static str) -> StoreResult<DateTime<Utc>> {
+    let micros: i64 = row.try_get(column)?;
+    from_micros(column, micros)
+}
+
+fn opt_time(row: &SqliteRow, column: &'static str) -> StoreResult<Option<DateTime<Utc>>> {
+    let micros: Option<i64> = row.try_get(column)?;
+    micros.map(|m| from_micros(column, m)).transpose()
+}
+
+fn from_micros(column: &'static str, micros: i64) -> StoreResult<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros).ok_or_else(|| StoreError::Corrupt {
+        column,
+        message: format!("timestamp {micros} is out of range"),
+    })
+}
+
+fn uuid(row: &SqliteRow, column: &'static str) -> StoreResult<Uuid> {
+    let text: String = row.try_get(column)?;
+    Uuid::parse_str(&text).map_err(|err| StoreError::Corrupt {
+        column,
+        message: format!("{text:?}: {err}"),
+    })
+}
+
+fn json<T: DeserializeOwned>(row: &SqliteRow, column: &'static str) -> StoreResult<T> {
+    let text: String = row.try_get(column)?;
+    parse_json(column, &text)
+}
+
+fn opt_json<T: DeserializeOwned>(row: &SqliteRow, column: &'static str) -> StoreResult<Option<T>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| parse_json(column, &t)).transpose()
+}
+
+fn parse_json<T: DeserializeOwned>(column: &'static str, text: &str) -> StoreResult<T> {
+    let value = serde_json::from_str(text).map_err(|err| StoreError::Corrupt {
+        column,
+        message: err.to_string(),
+    })?;
+    from_json(column, value)
+}
+
+fn name<T>(row: &SqliteRow, column: &'static str) -> StoreResult<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.try_get(column)?;
+    parse_name(column, &text)
+}
+
+/// Decodes an account row.
+pub(super) fn account(row: &SqliteRow) -> StoreResult<AccountRecord> {
+    Ok(AccountRecord {
+        id: uuid(row, "id")?,
+        name: row.try_get("name")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+/// Decodes a host row.
+pub(super) fn host(row: &SqliteRow) -> StoreResult<HostRecord> {
+    let isolation: Option<String> = row.try_get("isolation")?;
+    Ok(HostRecord {
+        id: uuid(row, "id")?.into(),
+        owner: uuid(row, "owner")?,
+        name: row.try_get("name")?,
+        key_prefix: row.try_get("key_prefix")?,
+        hardware: opt_json(row, "hardware")?,
+        isolation: isolation.as_deref().map(parse_isolation).transpose()?,
+        daemon_version: row.try_get("daemon_version")?,
+        last_heartbeat_at: opt_time(row, "last_heartbeat_at")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+/// Decodes an agent row.
+pub(super) fn agent(row: &SqliteRow) -> StoreResult<AgentRecord> {
+    let stage: Option<String> = row.try_get("deploy_stage")?;
+    Ok(AgentRecord {
+        id: uuid(row, "id")?.into(),
+        host: uuid(row, "host")?.into(),
+        owner: uuid(row, "owner")?,
+        name: row.try_get("name")?,
+        tier: name(row, "tier")?,
+        image: row.try_get("image")?,
+        openclaw_config: json(row, "openclaw_config")?,
+        workspace_files: json(row, "workspace_files")?,
+        sealed_secrets: row.try_get("sealed_secrets")?,
+        state: name(row, "state")?,
+        deploy_stage: stage.map(|s| parse_name("deploy_stage", &s)).transpose()?,
+        error: row.try_get("error")?,
+        last_report: opt_json(row, "last_report")?,
+        last_report_at: opt_time(row, "last_report_at")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+/// Decodes a command row.
+pub(super) fn command(row: &SqliteRow) -> StoreResult<CommandRecord> {
+    Ok(CommandRecord {
+        id: uuid(row, "id")?.into(),
+        agent: uuid(row, "agent")?.into(),
+        host: uuid(row, "host")?.into(),
+        kind: name(row, "kind")?,
+        status: name(row, "status")?,
+        created_at: time(row, "created_at")?,
+        sent_at: opt_time(row, "sent_at")?,
+        acked_at: opt_time(row, "acked_at")?,
+        error: row.try_get("error")?,
+        late_ack: row.try_get("late_ack")?,
+    })
+}
+
+/// Decodes an event row.
+pub(super) fn event(row: &SqliteRow) -> StoreResult<AgentEventRecord> {
+    let kind: String = row.try_get("kind")?;
+    Ok(AgentEventRecord {
+        agent: uuid(row, "agent")?.into(),
+        kind: AgentEventKind::parse(&kind).ok_or_else(|| StoreError::Corrupt {
+            column: "agent_events.kind",
+            message: format!("unknown event kind {kind:?}"),
+        })?,
+        message: row.try_get("message")?,
+        at: time(row, "at")?,
+    })
+}

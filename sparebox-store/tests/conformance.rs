@@ -1,0 +1,90 @@
+//! One conformance suite for every `Store` backend.
+//!
+//! SQLite runs always. PostgreSQL runs when `SPAREBOX_TEST_POSTGRES_URL` points at a
+//! server (each test gets its own fresh database there) and the crate is built with
+//! `--features postgres`; without the URL its tests print a skip notice, or fail when the
+//! `CI` environment variable is set. See the crate README.
+#![cfg(any(feature = "sqlite", feature = "postgres"))]
+
+mod common;
+
+/// Generates one test per case for each backend; `postgres_only` cases need several
+/// replicas that share wakeups, which only PostgreSQL provides.
+macro_rules! conformance {
+    (all: [$($case:ident),+ $(,)?], postgres_only: [$($pg_case:ident),* $(,)?] $(,)?) => {
+        #[cfg(feature = "sqlite")]
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backend = crate::common::SqliteBackend::new();
+                    crate::common::cases::$case(&backend).await;
+                }
+            )+
+        }
+
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(backend) = crate::common::pg::PgBackend::new().await else {
+                        return;
+                    };
+                    crate::common::cases::$case(&backend).await;
+                    backend.finish().await;
+                }
+            )+
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $pg_case() {
+                    let Some(backend) = crate::common::pg::PgBackend::new().await else {
+                        return;
+                    };
+                    crate::common::cases::$pg_case(&backend).await;
+                    backend.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    all: [
+        accounts_are_found_by_token_hash_only,
+        account_name_taken_twice_is_a_conflict,
+        hosts_are_listed_oldest_first_and_found_by_id_and_key,
+        host_of_unknown_account_is_not_found,
+        heartbeat_records_hardware_isolation_and_version,
+        heartbeat_for_unknown_host_is_not_found,
+        created_agent_is_pending_deploy_with_a_pending_first_command,
+        host_without_heartbeat_has_no_slot,
+        agent_on_unknown_host_is_not_found,
+        first_command_for_another_agent_is_invalid,
+        full_host_refuses_an_agent_until_one_is_undeployed,
+        agents_are_listed_by_owner_and_by_host_oldest_first,
+        agent_update_changes_only_the_given_fields,
+        update_of_unknown_agent_is_not_found,
+        command_for_unknown_agent_or_wrong_host_is_refused,
+        command_id_used_twice_is_a_conflict,
+        newer_command_supersedes_pending_ones_it_replaces,
+        delivery_sends_pending_commands_oldest_first_once,
+        delivery_only_returns_the_hosts_own_commands,
+        ack_and_nack_finish_sent_commands,
+        duplicate_ack_changes_nothing,
+        ack_from_another_host_is_unknown_and_changes_nothing,
+        ack_for_undelivered_command_counts_as_delivery,
+        late_ack_is_recorded_without_changing_an_expired_command,
+        expiry_takes_only_open_commands_created_before_the_cutoff,
+        expired_command_is_not_redelivered,
+        commands_for_agent_are_newest_first_and_limited,
+        events_are_listed_newest_first_and_limited,
+        timestamps_are_kept_to_the_microsecond,
+        wakeup_fires_when_a_command_is_queued,
+        reopening_keeps_data_and_reapplies_no_migration,
+        racing_deliveries_hand_out_each_command_once,
+        racing_creates_for_the_last_slot_have_one_winner,
+        racing_acks_apply_once,
+    ],
+    postgres_only: [wakeup_reaches_another_replica],
+}
