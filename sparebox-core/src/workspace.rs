@@ -31,6 +31,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The longest accepted path, in bytes of UTF-8.
@@ -43,8 +44,10 @@ pub const MAX_DEPTH: usize = 8;
 /// How many bytes of a hostile path an error message quotes before cutting it short.
 const QUOTED_PATH_CHARS: usize = 96;
 
-/// A workspace path that passed every rule in the [module docs](self).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A workspace path that passed every rule in the [module docs](self). Serialized as a
+/// plain string; deserializing applies [`WorkspacePath::parse`].
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct WorkspacePath(String);
 
 impl WorkspacePath {
@@ -127,6 +130,20 @@ impl fmt::Display for WorkspacePath {
 impl fmt::Debug for WorkspacePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "WorkspacePath({:?})", self.0)
+    }
+}
+
+impl TryFrom<String> for WorkspacePath {
+    type Error = WorkspacePathError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<WorkspacePath> for String {
+    fn from(path: WorkspacePath) -> Self {
+        path.0
     }
 }
 
@@ -483,6 +500,28 @@ mod tests {
             .validate(&[("a", u64::MAX), ("b", u64::MAX)])
             .unwrap_err();
         assert!(matches!(err, WorkspaceError::TotalTooLarge { .. }));
+    }
+
+    #[test]
+    fn deserializing_applies_the_path_rules() {
+        let ok: WorkspacePath = serde_json::from_str("\"a/b.md\"").unwrap();
+        assert_eq!(serde_json::to_string(&ok).unwrap(), "\"a/b.md\"");
+        let err = serde_json::from_str::<WorkspacePath>("\"../x\"").unwrap_err();
+        assert!(err.to_string().contains("`..` segments are not allowed"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn accepted_paths_never_leave_the_workspace(raw in "[a./\\\\\\x00-]{0,12}") {
+            if let Ok(path) = WorkspacePath::parse(&raw) {
+                let joined = std::path::Path::new("/workspace").join(path.as_str());
+                proptest::prop_assert!(joined.starts_with("/workspace"));
+                proptest::prop_assert!(joined
+                    .components()
+                    .all(|c| c != std::path::Component::ParentDir && c != std::path::Component::CurDir));
+                proptest::prop_assert_eq!(joined.components().count(), path.segments().count() + 2);
+            }
+        }
     }
 
     #[test]

@@ -264,6 +264,37 @@ async fn standard_agent_runs_in_a_real_container_through_its_whole_life() {
     assert_ne!(state.started_at, before, "restart gives a new start time");
     assert_eq!(api.agent(&agent).await["state"], "running");
 
+    // A new workspace file reaches the host and the agent comes back running.
+    api.send(
+        reqwest::Method::PUT,
+        &format!("/api/v1/agents/{agent}/config"),
+        Some(json!({ "workspaceFiles": [{ "path": "SOUL.md", "content": "Be thorough." }] })),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let commands = api
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/v1/agents/{agent}/commands"),
+                None,
+            )
+            .await;
+        if commands[0]["type"] == "update_config" && commands[0]["status"] == "acked" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "update never acked: {commands}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        std::fs::read_to_string(agent_dir.join("state/workspace/SOUL.md")).unwrap(),
+        "Be thorough."
+    );
+    assert_eq!(api.agent(&agent).await["state"], "running");
+
     api.command(&agent, "undeploy").await;
     api.wait_for(&agent, "undeployed", Duration::from_secs(60), |v| {
         v["state"] == "undeployed"
@@ -288,7 +319,7 @@ async fn standard_agent_runs_in_a_real_container_through_its_whole_life() {
         .iter()
         .map(|c| (c["type"].clone(), c["status"].clone()))
         .collect();
-    assert_eq!(kinds.len(), 5, "{commands}");
+    assert_eq!(kinds.len(), 6, "{commands}");
     assert!(
         kinds.iter().all(|(_, status)| status == "acked"),
         "every command acked: {commands}"

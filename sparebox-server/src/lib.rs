@@ -39,6 +39,6 @@ pub mod http;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{PlatformConfig, DEFAULT_AGENT_IMAGE};
 pub use error::{ErrorCode, PlatformError};
-pub use platform::{AgentRequest, HeartbeatOutcome, Platform, SweepSummary};
+pub use platform::{AgentRequest, ConfigUpdate, HeartbeatOutcome, Platform, SweepSummary};
 pub use secrets::{MasterKey, ALLOWED_SECRET_NAMES};
 pub use views::{AgentView, HostView};

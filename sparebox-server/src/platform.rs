@@ -70,6 +70,21 @@ pub struct SweepSummary {
     pub agents_marked_offline: usize,
 }
 
+/// A deployer's change to an agent's configuration. Absent fields stay as they are.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfigUpdate {
+    /// A new `openclaw.json`.
+    #[serde(default)]
+    pub openclaw_config: Option<serde_json::Value>,
+    /// The complete new set of workspace files.
+    #[serde(default)]
+    pub workspace_files: Option<Vec<WorkspaceFile>>,
+    /// The complete new set of secrets (the platform's gateway token is kept).
+    #[serde(default)]
+    pub secrets: Option<BTreeMap<String, Secret>>,
+}
+
 /// The Sparebox platform over a store.
 #[derive(Clone)]
 pub struct Platform {
@@ -399,6 +414,111 @@ impl Platform {
                 .await?;
         }
         tracing::info!(agent = %agent, command = %command.id, kind = %kind, "command queued");
+        Ok(command)
+    }
+
+    /// Replaces an agent's configuration, workspace files and (when given) secrets, then
+    /// queues an `update_config` so the host applies them. Before the deploy has reached
+    /// the host, the stored values are simply replaced: the deploy fetches the latest.
+    ///
+    /// # Errors
+    ///
+    /// Bad request for invalid input; not found for someone else's agent; conflict for an
+    /// agent that is being undeployed.
+    pub async fn update_config(
+        &self,
+        owner: &AccountRecord,
+        agent: AgentId,
+        update: ConfigUpdate,
+    ) -> Result<Option<CommandRecord>, PlatformError> {
+        let record = self.owned_agent(owner, agent).await?;
+        if matches!(
+            record.state,
+            AgentState::Undeployed | AgentState::Undeploying
+        ) {
+            return Err(PlatformError::new(
+                ErrorCode::Conflict,
+                format!("agent {agent} is {}", record.state),
+            ));
+        }
+        let mut change = AgentUpdate::default();
+        if let Some(config) = update.openclaw_config {
+            change.openclaw_config = Some(validate::openclaw_config(Some(config))?);
+        }
+        if let Some(files) = update.workspace_files {
+            validate::workspace_files(&files)?;
+            change.workspace_files = Some(files);
+        }
+        if let Some(secrets) = update.secrets {
+            let mut secrets = validate::secrets(secrets)?;
+            let current = self.master_key.open(agent, &record.sealed_secrets)?;
+            if let Some(token) = current.get(GATEWAY_TOKEN_ENV) {
+                secrets.insert(GATEWAY_TOKEN_ENV.to_owned(), token.clone());
+            }
+            change.sealed_secrets = Some(self.master_key.seal(agent, &secrets));
+        }
+        self.store.update_agent(agent, change).await?;
+        if record.state == AgentState::PendingDeploy {
+            tracing::info!(agent = %agent, "configuration replaced before deploy");
+            return Ok(None);
+        }
+        let command = self
+            .store
+            .enqueue_command(NewCommand {
+                id: CommandId::new_random(),
+                agent,
+                host: record.host,
+                kind: CommandKind::UpdateConfig,
+                created_at: self.clock.now(),
+            })
+            .await?;
+        tracing::info!(agent = %agent, command = %command.id, "configuration update queued");
+        Ok(Some(command))
+    }
+
+    /// Queues a new deploy for an agent whose deploy failed or expired.
+    ///
+    /// # Errors
+    ///
+    /// Conflict when the agent is not in the error state; not found for someone else's
+    /// agent.
+    pub async fn retry_deploy(
+        &self,
+        owner: &AccountRecord,
+        agent: AgentId,
+    ) -> Result<CommandRecord, PlatformError> {
+        let record = self.owned_agent(owner, agent).await?;
+        if record.state != AgentState::Error {
+            return Err(PlatformError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "agent {agent} is {}: only a failed deploy can be retried",
+                    record.state
+                ),
+            ));
+        }
+        let command = self
+            .store
+            .enqueue_command(NewCommand {
+                id: CommandId::new_random(),
+                agent,
+                host: record.host,
+                kind: CommandKind::Deploy,
+                created_at: self.clock.now(),
+            })
+            .await?;
+        self.store
+            .update_agent(
+                agent,
+                AgentUpdate {
+                    state: Some(AgentState::PendingDeploy),
+                    error: Some(None),
+                    deploy_stage: Some(None),
+                    ..AgentUpdate::default()
+                },
+            )
+            .await?;
+        tracing::info!(agent = %agent, command = %command.id, "deploy retried");
         Ok(command)
     }
 

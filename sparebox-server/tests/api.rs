@@ -564,3 +564,111 @@ async fn unknown_routes_and_bad_ids_get_json_errors() {
         .unwrap()
         .contains("not a UUID"));
 }
+
+#[tokio::test]
+async fn config_update_is_validated_then_queued_and_retry_needs_a_failed_deploy() {
+    let server = TestServer::start().await;
+    let token = server.account("alice").await;
+    let (host, key) = server.host(&token).await;
+    server.heartbeat(&key, json!({})).await;
+    let (_, created) = server.agent(&token, &host, "lite").await;
+    let agent = created["agent"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/agents/{agent}/config");
+
+    // Before the deploy reaches the host, the stored config is just replaced.
+    let (status, body) = server
+        .call(
+            "PUT",
+            &path,
+            Some(&token),
+            Some(json!({ "workspaceFiles": [{ "path": "SOUL.md", "content": "v2" }] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["command"], Value::Null);
+    assert_eq!(body["agent"]["workspaceFiles"][0]["size"], 2);
+
+    let (_, response) = server.heartbeat(&key, json!({})).await;
+    let deploy = response["commands"][0]["id"].as_str().unwrap().to_owned();
+    server
+        .heartbeat(
+            &key,
+            json!({ "commandAcks": [{ "id": deploy, "status": "acked" }] }),
+        )
+        .await;
+
+    let (status, body) = server
+        .call(
+            "PUT",
+            &path,
+            Some(&token),
+            Some(json!({ "workspaceFiles": [{ "path": "../x", "content": "" }] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = server
+        .call(
+            "PUT",
+            &path,
+            Some(&token),
+            Some(json!({ "openclawConfig": { "gateway": { "port": 1 } } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let (status, body) = server
+        .call("PUT", &path, Some(&token), Some(json!({ "openclawConfig": { "agents": {} }, "secrets": { "OPENAI_API_KEY": "sk-new" } })))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["command"]["type"], "update_config");
+    let (_, response) = server.heartbeat(&key, json!({})).await;
+    let update = response["commands"][0]["id"].as_str().unwrap().to_owned();
+    let (status, bundle) = server
+        .call(
+            "GET",
+            &format!("/api/v1/agents/{agent}/deploy-config?commandId={update}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bundle["secrets"]["OPENAI_API_KEY"], "sk-new");
+    assert!(
+        bundle["secrets"].get("ANTHROPIC_API_KEY").is_none(),
+        "secrets are replaced as a set"
+    );
+    assert!(
+        bundle["secrets"]["OPENCLAW_GATEWAY_TOKEN"].is_string(),
+        "the gateway token is kept"
+    );
+
+    // Retry is only for failed deploys.
+    let retry = format!("/api/v1/agents/{agent}/retry");
+    let (status, _) = server.call("POST", &retry, Some(&token), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    server
+        .heartbeat(&key, json!({ "commandAcks": [{ "id": update, "status": "failed", "error": "health_check: timed out" }] }))
+        .await;
+    let (_, view) = server
+        .call(
+            "GET",
+            &format!("/api/v1/agents/{agent}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(view["state"], "error");
+    assert_eq!(view["error"], "health_check: timed out");
+    let (status, body) = server.call("POST", &retry, Some(&token), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["type"], "deploy");
+    let (_, view) = server
+        .call(
+            "GET",
+            &format!("/api/v1/agents/{agent}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(view["state"], "pending_deploy");
+}

@@ -108,8 +108,8 @@ fn each_changed_field_is_refused() {
     push(|b| b.workspace_files.clear());
     push(|b| b.secrets.ciphertext[0] ^= 1);
     push(|b| b.secrets.nonce[0] ^= 1);
-    push(|b| b.issued_at = b.issued_at - Duration::nanoseconds(1));
-    push(|b| b.expires_at = b.expires_at + Duration::seconds(1));
+    push(|b| b.issued_at -= Duration::nanoseconds(1));
+    push(|b| b.expires_at += Duration::seconds(1));
     push(|b| b.signature.0[31] ^= 1);
     for (i, case) in cases.iter().enumerate() {
         let err = case.verify(&key, agent(), command(), t(10)).unwrap_err();
@@ -258,4 +258,38 @@ fn fake_key_and_secret_never_appear_in_output() {
     assert!(!shown.contains(FAKE_SECRET), "{shown}");
     assert!(!shown.contains(&key_text[4..20]), "{shown}");
     assert!(!shown.to_lowercase().contains("abababab"), "{shown}");
+}
+
+/// Guards the documented canonical encoding: a change to it breaks every daemon that
+/// has not been updated, so it must be deliberate (and bump the domain string).
+#[test]
+fn canonical_encoding_is_stable() {
+    let bundle = SignedBundle {
+        agent_id: agent(),
+        command_id: command(),
+        tier: Tier::Lite,
+        image: "img".to_owned(),
+        openclaw_config: serde_json::json!({"b": [true, null, 1.5, -2], "a": "x"}),
+        workspace_files: vec![BundleFile {
+            path: "p".to_owned(),
+            content: "c".to_owned(),
+        }],
+        secrets: SealedSecrets {
+            nonce: vec![1; NONCE_LEN],
+            ciphertext: vec![2; 16],
+        },
+        issued_at: t(0),
+        expires_at: t(60),
+        signature: BundleSignature(Vec::new()),
+    };
+    let mut encoded = Vec::new();
+    bundle.encode(&mut encoded);
+    assert_eq!(encoded.len() as u64, bundle.signed_len());
+    let mut mac = SessionKey::from_bytes([3; 32]).mac();
+    bundle.encode(&mut mac);
+    let signature = hex::encode(mac.0.finalize().into_bytes());
+    assert_eq!(
+        (hex::encode(&encoded[..34]), signature),
+        ("0000000000000012737061726562... ".to_owned(), String::new())
+    );
 }

@@ -14,6 +14,9 @@
 //! | `POST /api/v1/agents/{id}/commands` | owner | queue start, stop, restart or undeploy |
 //! | `GET /api/v1/agents/{id}/commands` | owner | command history |
 //! | `GET /api/v1/agents/{id}/events` | owner | event history |
+//! | `PUT /api/v1/agents/{id}/config` | owner | replace config, workspace files, secrets; queues update_config |
+//! | `POST /api/v1/agents/{id}/retry` | owner | queue a new deploy after a failed one |
+//! | `GET /metrics` | anyone on the network | Prometheus metrics |
 //!
 //! Every error is JSON: `{"error": {"code": "...", "message": "..."}}`.
 
@@ -52,6 +55,10 @@ pub fn router_with_state(state: AppState) -> Router {
             "/api/v1/agents",
             post(routes::create_agent).get(routes::list_agents),
         )
+        .route(
+            "/api/v1/agents/{id}/config",
+            axum::routing::put(routes::update_config),
+        )
         .layer(DefaultBodyLimit::max(MAX_AGENT_BODY_BYTES));
     let heartbeat = Router::new()
         .route("/api/v1/hosts/heartbeat", post(routes::heartbeat))
@@ -72,6 +79,7 @@ pub fn router_with_state(state: AppState) -> Router {
             post(routes::queue_command).get(routes::agent_commands),
         )
         .route("/api/v1/agents/{id}/events", get(routes::agent_events))
+        .route("/api/v1/agents/{id}/retry", post(routes::retry_deploy))
         .route(
             "/api/v1/agents/{id}/deploy-config",
             get(routes::deploy_config),

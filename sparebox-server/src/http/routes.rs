@@ -10,7 +10,7 @@ use sparebox_protocol::HeartbeatRequest;
 
 use super::auth::{Account, Host};
 use super::{ApiError, AppState};
-use crate::platform::AgentRequest;
+use crate::platform::{AgentRequest, ConfigUpdate};
 use crate::{AgentView, PlatformError};
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -193,4 +193,34 @@ pub async fn agent_events(
         .await
         .map_err(PlatformError::from)?;
     Ok(Json(events))
+}
+
+pub async fn update_config(
+    State(state): State<AppState>,
+    Account(account): Account,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    request: Body<ConfigUpdate>,
+) -> ApiResult<impl IntoResponse> {
+    let id = agent_id(path)?;
+    let request = body(request)?;
+    let command = state.platform.update_config(&account, id, request).await?;
+    if let Some(command) = &command {
+        state.metrics.command(command.kind.as_str(), "queued");
+    }
+    let agent = state.platform.owned_agent(&account, id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "agent": AgentView::from(&agent), "command": command })),
+    ))
+}
+
+pub async fn retry_deploy(
+    State(state): State<AppState>,
+    Account(account): Account,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let id = agent_id(path)?;
+    let command = state.platform.retry_deploy(&account, id).await?;
+    state.metrics.command(command.kind.as_str(), "queued");
+    Ok((StatusCode::ACCEPTED, Json(command)))
 }

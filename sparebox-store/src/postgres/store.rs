@@ -1,5 +1,15 @@
 //! The [`Store`] implementation for [`PgStore`].
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sparebox_core::command::AckEffect;
+use sparebox_core::{AgentId, AgentState, CommandId, HostId, Reserve};
+use sparebox_protocol::CommandAck;
+use sqlx::types::Json;
+use sqlx::Row;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
 use super::listener::notify;
 use super::rows::{ACCOUNT_COLUMNS, AGENT_COLUMNS, COMMAND_COLUMNS, HOST_COLUMNS};
 use super::{
@@ -15,15 +25,6 @@ use crate::{
     CommandRecord, HostHeartbeat, HostRecord, NewAccount, NewAgent, NewAgentEvent, NewCommand,
     NewHost, Store, StoreError, StoreResult,
 };
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sparebox_core::command::AckEffect;
-use sparebox_core::{AgentId, AgentState, CommandId, HostId, Reserve};
-use sparebox_protocol::CommandAck;
-use sqlx::types::Json;
-use sqlx::Row;
-use tokio::sync::broadcast;
-use uuid::Uuid;
 
 #[async_trait]
 impl Store for PgStore {

@@ -1,5 +1,14 @@
 //! The [`Store`] implementation for [`SqliteStore`].
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sparebox_core::command::AckEffect;
+use sparebox_core::{AgentId, AgentState, CommandId, CommandStatus, HostId, Reserve};
+use sparebox_protocol::CommandAck;
+use sqlx::Row;
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
 use super::rows::{micros, ACCOUNT_COLUMNS, AGENT_COLUMNS, COMMAND_COLUMNS, HOST_COLUMNS};
 use super::{
     host_hardware, insert_command, not_found, rows, select_command, slot_holders,
@@ -14,14 +23,6 @@ use crate::{
     CommandRecord, HostHeartbeat, HostRecord, NewAccount, NewAgent, NewAgentEvent, NewCommand,
     NewHost, Store, StoreError, StoreResult,
 };
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use sparebox_core::command::AckEffect;
-use sparebox_core::{AgentId, AgentState, CommandId, CommandStatus, HostId, Reserve};
-use sparebox_protocol::CommandAck;
-use sqlx::Row;
-use tokio::sync::broadcast;
-use uuid::Uuid;
 
 #[async_trait]
 impl Store for SqliteStore {
