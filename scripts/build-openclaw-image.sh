@@ -82,7 +82,7 @@ ln -s /opt/openclaw/node_modules/openclaw/openclaw.mjs "$rootfs/usr/local/bin/op
 
 # Shared libraries of node and of every native module OpenClaw ships.
 copy_libs() {
-    ldd "$1" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+    { ldd "$1" 2>/dev/null || true; } | { grep -o '/[^ ]*' || true; } | while read -r lib; do
         [ -e "$lib" ] && cp --parents -L -n "$lib" "$rootfs" 2>/dev/null || true
     done
 }

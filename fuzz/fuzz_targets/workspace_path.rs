@@ -16,13 +16,20 @@ fuzz_target!(|data: &[u8]| {
         assert!(!raw.starts_with('/') && !raw.contains('\\'));
         assert!(!raw.chars().any(char::is_control));
         assert!(path.segments().count() <= MAX_DEPTH);
-        assert!(path.segments().all(|s| !s.is_empty() && s != "." && s != ".."));
+        assert!(path
+            .segments()
+            .all(|s| !s.is_empty() && s != "." && s != ".."));
         let joined = std::path::Path::new("/workspace").join(raw);
         assert!(joined.starts_with("/workspace"));
-        assert!(joined.components().all(|c| c != std::path::Component::ParentDir));
+        assert!(joined
+            .components()
+            .all(|c| c != std::path::Component::ParentDir));
     }
 
-    let files: Vec<(&str, u64)> = text.split('\n').map(|line| (line, line.len() as u64)).collect();
+    let files: Vec<(&str, u64)> = text
+        .split('\n')
+        .map(|line| (line, line.len() as u64))
+        .collect();
     if let Ok(paths) = validate_workspace(&files) {
         assert_eq!(paths.len(), files.len());
     }

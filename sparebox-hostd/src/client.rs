@@ -85,10 +85,11 @@ impl HttpServerApi {
     async fn send<T: serde::de::DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
+        timeout: Duration,
     ) -> Result<T, ClientError> {
         let response = request
             .bearer_auth(self.host_key.expose())
-            .timeout(self.timeout)
+            .timeout(timeout)
             .send()
             .await
             .map_err(|err| ClientError::Network(without_url(err)))?;
@@ -122,7 +123,10 @@ impl ServerApi for HttpServerApi {
         request: &HeartbeatRequest,
     ) -> Result<HeartbeatResponse, ClientError> {
         let url = format!("{}/api/v1/hosts/heartbeat", self.base_url);
-        self.send(self.http.post(url).json(request)).await
+        // A long-polled heartbeat may be held by the server for `wait_seconds`.
+        let held = Duration::from_secs(request.wait_seconds.map_or(0, u64::from));
+        let request = self.http.post(url).json(request);
+        self.send(request, self.timeout + held).await
     }
 
     async fn deploy_bundle(
@@ -134,7 +138,7 @@ impl ServerApi for HttpServerApi {
             "{}/api/v1/agents/{agent}/deploy-config?commandId={command}",
             self.base_url
         );
-        self.send(self.http.get(url)).await
+        self.send(self.http.get(url), self.timeout).await
     }
 }
 

@@ -31,6 +31,8 @@ pub const DEFAULT_PORT_RANGE_START: u16 = 19001;
 pub const DEFAULT_PORT_RANGE_LEN: u16 = 1000;
 /// Seconds between heartbeats until the server says otherwise.
 pub const DEFAULT_HEARTBEAT_INTERVAL_SECS: u64 = 60;
+/// Seconds an idle daemon lets the server hold a heartbeat open.
+pub const DEFAULT_LONG_POLL_SECS: u64 = 30;
 /// Seconds a new container has to answer its health check.
 pub const DEFAULT_HEALTH_TIMEOUT_SECS: u64 = 180;
 /// Seconds a stopping container gets between SIGTERM and a kill.
@@ -57,6 +59,10 @@ pub struct DaemonConfig {
     pub heartbeat_interval: Duration,
     /// Time between heartbeats while a command runs or acks wait for confirmation.
     pub busy_heartbeat_interval: Duration,
+    /// How long an idle daemon asks the server to hold a heartbeat open until a command
+    /// is queued (the server caps it; 30 s on the reference server). Capped at the
+    /// heartbeat interval; zero turns long polling off.
+    pub long_poll: Duration,
     /// How long a new container has to answer its health check.
     pub health_timeout: Duration,
     /// Time between two health probes.
@@ -84,6 +90,7 @@ impl DaemonConfig {
             port_range_len: DEFAULT_PORT_RANGE_LEN,
             heartbeat_interval: Duration::from_secs(DEFAULT_HEARTBEAT_INTERVAL_SECS),
             busy_heartbeat_interval: Duration::from_secs(1),
+            long_poll: Duration::from_secs(DEFAULT_LONG_POLL_SECS),
             health_timeout: Duration::from_secs(DEFAULT_HEALTH_TIMEOUT_SECS),
             health_poll_interval: Duration::from_secs(1),
             stop_grace: Duration::from_secs(DEFAULT_STOP_GRACE_SECS),

@@ -158,8 +158,11 @@ impl HostDaemon {
     ) -> Result<(), DaemonError> {
         tokio::pin!(shutdown);
         let mut backoff = Backoff::new(Duration::from_secs(1), self.config.max_backoff);
+        let mut interval = self.config.heartbeat_interval;
         loop {
-            let request = self.heartbeat_request(gpu.clone()).await;
+            let wait = self.long_poll_wait(interval);
+            let request = self.heartbeat_request(gpu.clone(), wait).await;
+            let sent = tokio::time::Instant::now();
             let outcome = tokio::select! {
                 () = &mut shutdown => return Ok(()),
                 outcome = self.server.heartbeat(&request) => outcome,
@@ -170,9 +173,9 @@ impl HostDaemon {
                         info!(failures = backoff.failures(), "server reachable again");
                     }
                     backoff.reset();
-                    let interval = server_interval(&response, self.config.heartbeat_interval);
+                    interval = server_interval(&response, self.config.heartbeat_interval);
                     self.handle_response(queue, response).await;
-                    self.next_delay(interval)
+                    self.next_delay(interval, wait, sent.elapsed())
                 }
                 Err(err @ ClientError::Unauthorized { .. }) => {
                     error!(error = %err, "server refused the host key; stopping (agents keep running)");
@@ -195,16 +198,35 @@ impl HostDaemon {
         }
     }
 
-    /// Quick heartbeats while commands run or acks wait; the normal interval otherwise.
-    fn next_delay(&self, interval: Duration) -> Duration {
-        if self.state.is_busy() || !self.state.pending_acks().is_empty() {
+    fn is_idle(&self) -> bool {
+        !self.state.is_busy() && self.state.pending_acks().is_empty()
+    }
+
+    /// How long the server may hold the next heartbeat: only when idle, never longer than
+    /// the heartbeat interval, so statuses are still reported at least that often.
+    fn long_poll_wait(&self, interval: Duration) -> Duration {
+        if self.is_idle() {
+            // Whole seconds only: that is what the protocol carries.
+            Duration::from_secs(self.config.long_poll.min(interval).as_secs())
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Quick heartbeats while commands run or acks wait. When idle: right away after a
+    /// long poll the server actually held (so a new command is picked up within about a
+    /// second), otherwise after the interval.
+    fn next_delay(&self, interval: Duration, wait: Duration, held: Duration) -> Duration {
+        if !self.is_idle() {
             self.config.busy_heartbeat_interval.min(interval)
+        } else if !wait.is_zero() && held >= wait / 2 {
+            Duration::ZERO
         } else {
             interval
         }
     }
 
-    async fn heartbeat_request(&self, gpu: Option<String>) -> HeartbeatRequest {
+    async fn heartbeat_request(&self, gpu: Option<String>, wait: Duration) -> HeartbeatRequest {
         let data_dir = self.config.data_dir.clone();
         let hardware = tokio::task::spawn_blocking(move || hardware::measure(&data_dir, gpu))
             .await
@@ -218,7 +240,8 @@ impl HostDaemon {
             isolation: self.runtime.isolation(),
             agent_statuses: report::agent_reports(self.runtime.as_ref(), &self.state).await,
             command_acks,
-            wait_seconds: None,
+            wait_seconds: (!wait.is_zero())
+                .then(|| u32::try_from(wait.as_secs()).unwrap_or(u32::MAX)),
         }
     }
 

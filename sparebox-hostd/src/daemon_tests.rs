@@ -125,6 +125,8 @@ async fn deploy_stages_show_in_quick_heartbeats_until_running() {
         .unwrap();
 
     let heartbeats = server.heartbeats();
+    assert_eq!(heartbeats[0].wait_seconds, Some(30), "idle: long poll");
+    assert_eq!(heartbeats[2].wait_seconds, None, "busy: answer at once");
     let during = &heartbeats[2].agent_statuses[0];
     assert_eq!(during.status, RuntimeStatus::Deploying);
     assert_eq!(during.deploy_stage, Some(DeployStage::HealthCheck));

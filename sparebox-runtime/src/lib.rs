@@ -7,11 +7,14 @@
 //!
 //! | implementation | cargo feature | isolation |
 //! |---|---|---|
-//! | `docker::DockerRuntime` | `docker` (default) | a hardened container per agent, hard limits |
+//! | `docker::DockerRuntime` | `docker` (default) | a hardened container per agent, hard limits (Docker, or Podman with a network per agent) |
+//! | [`profile::ProfileRuntime`] | always | a plain OpenClaw process per agent: no resource or filesystem isolation |
 //! | `fake::FakeRuntime` | `fake` | none: records calls, for unit tests |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod events;
+pub mod profile;
 mod spec;
 
 #[cfg(feature = "docker")]
@@ -23,9 +26,11 @@ pub mod fake;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use sparebox_core::AgentId;
 use sparebox_protocol::IsolationMode;
 
+pub use events::{RuntimeEvent, RuntimeEventKind};
 pub use spec::*;
 
 /// The label every managed container carries, holding the agent id.
@@ -110,4 +115,12 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Every container this runtime manages on the host, found by label.
     async fn list(&self) -> RuntimeResult<Vec<ContainerInfo>>;
+
+    /// Lifecycle events (started, died, OOM-killed, restarted) of every agent this runtime
+    /// manages, from now on. The stream ends when the runtime can no longer watch (the
+    /// engine went away); an `Err` item reports a problem without ending it. The default
+    /// yields nothing, for runtimes that cannot watch.
+    fn events(&self) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
+        Box::pin(futures::stream::empty())
+    }
 }

@@ -18,7 +18,7 @@
 //!
 //! A [`Keyring`] has one active key, which seals, and any number of retired keys, which
 //! only open. [`Keyring::needs_rotation`] tells whether a value was sealed by a retired key
-//! and [`Keyring::reseal`] moves it to the active key. Once nothing needs rotation, the
+//! and [`Keyring::reencrypt`] moves it to the active key. Once nothing needs rotation, the
 //! retired key can be dropped from the configuration.
 
 use std::collections::BTreeMap;
@@ -244,7 +244,7 @@ impl Keyring {
     /// # Errors
     ///
     /// As [`Keyring::open`] and [`Keyring::seal`].
-    pub fn reseal(&self, owner: AgentId, sealed: &[u8]) -> Result<Vec<u8>, AtRestError> {
+    pub fn reencrypt(&self, owner: AgentId, sealed: &[u8]) -> Result<Vec<u8>, AtRestError> {
         let plaintext = self.open(owner, sealed)?;
         self.seal(owner, &plaintext)
     }
@@ -430,7 +430,7 @@ mod tests {
     }
 
     #[test]
-    fn rotation_reseals_old_values_under_the_active_key() {
+    fn rotation_reencrypts_old_values_under_the_active_key() {
         let old = EncryptionKey::generate();
         let sealed_old = Keyring::new(old.clone()).seal(agent(), b"v").unwrap();
 
@@ -438,7 +438,7 @@ mod tests {
             .with_retired(old)
             .unwrap();
         assert!(ring.needs_rotation(&sealed_old).unwrap());
-        let resealed = ring.reseal(agent(), &sealed_old).unwrap();
+        let resealed = ring.reencrypt(agent(), &sealed_old).unwrap();
         assert!(!ring.needs_rotation(&resealed).unwrap());
         assert_eq!(&ring.open(agent(), &sealed_old).unwrap()[..], b"v");
         assert_eq!(&ring.open(agent(), &resealed).unwrap()[..], b"v");

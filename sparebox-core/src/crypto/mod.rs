@@ -18,6 +18,39 @@
 //! protects secrets in the database, on the wire and against a bundle being replayed,
 //! moved to another agent or altered; it does not hide them from the host's owner.
 //!
+//! # Example
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//!
+//! use chrono::{Duration, Utc};
+//! use sparebox_core::crypto::{BundleDraft, ReplayGuard, SessionKey};
+//! use sparebox_core::{AgentId, CommandId, Secret, Tier};
+//!
+//! // On the server, per deploy command:
+//! let key = SessionKey::generate();
+//! let (agent, command, now) = (AgentId::new_random(), CommandId::new_random(), Utc::now());
+//! let bundle = BundleDraft {
+//!     agent_id: agent,
+//!     command_id: command,
+//!     tier: Tier::Standard,
+//!     image: "sparebox/openclaw:2026.9.6".to_owned(),
+//!     openclaw_config: serde_json::json!({}),
+//!     workspace_files: Vec::new(),
+//!     secrets: BTreeMap::from([("ANTHROPIC_API_KEY".to_owned(), Secret::new("sk-..."))]),
+//!     issued_at: now,
+//!     expires_at: now + Duration::minutes(5),
+//! }
+//! .seal(&key)?;
+//!
+//! // On the daemon, with the key that came with the command:
+//! let mut guard = ReplayGuard::default();
+//! let verified = bundle.verify(&key, agent, command, now)?;
+//! guard.admit(verified.command_id, verified.expires_at, now)?;
+//! assert!(guard.admit(command, verified.expires_at, now).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Keys and decrypted secrets are zeroed when dropped. HMAC's internal state
 //! (`hmac` 0.12) cannot be zeroed from outside and lives only for one call.
 

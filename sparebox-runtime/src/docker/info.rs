@@ -3,8 +3,10 @@
 use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum};
 use chrono::{DateTime, Datelike, Utc};
 use sparebox_core::{AgentId, Tier};
+use sparebox_protocol::IsolationMode;
 
 use super::network::AGENT_NETWORK;
+use super::podman::agent_network_name;
 use super::verify;
 use crate::{ContainerInfo, ContainerState, AGENT_LABEL, TIER_LABEL};
 
@@ -67,8 +69,16 @@ pub(crate) fn container_info(
             .then_some(state.exit_code)
             .flatten(),
         memory_limit_bytes: memory_limit,
-        isolation: verify::verify_isolation(tier, container, AGENT_NETWORK),
+        isolation: verify::verify_isolation(tier, container, &expected_network(agent, mode)),
     })
+}
+
+/// The only network an agent's container may be attached to.
+fn expected_network(agent: AgentId, mode: IsolationMode) -> String {
+    match mode {
+        IsolationMode::Podman => agent_network_name(agent),
+        _ => AGENT_NETWORK.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -90,7 +100,7 @@ mod tests {
             "State": {"Status": "exited", "ExitCode": 137, "OOMKilled": false}
         }))
         .unwrap();
-        let info = container_info(&exited_137, None).unwrap();
+        let info = container_info(&exited_137, None, IsolationMode::Docker).unwrap();
         assert!(!info.oom_killed);
         assert_eq!(info.exit_code, Some(137));
         assert_eq!(info.state, ContainerState::Exited);
@@ -100,7 +110,7 @@ mod tests {
             "State": {"Status": "running", "ExitCode": 0, "OOMKilled": true}
         }))
         .unwrap();
-        let info = container_info(&oom, None).unwrap();
+        let info = container_info(&oom, None, IsolationMode::Docker).unwrap();
         assert!(info.oom_killed);
         assert_eq!(info.exit_code, None);
     }
@@ -108,10 +118,10 @@ mod tests {
     #[test]
     fn container_without_agent_label_or_fallback_is_not_reported() {
         let container = ContainerInspectResponse::default();
-        assert!(container_info(&container, None).is_none());
+        assert!(container_info(&container, None, IsolationMode::Docker).is_none());
         let agent = AgentId::new_random();
         assert_eq!(
-            container_info(&container, Some(agent)).unwrap().agent,
+            container_info(&container, Some(agent), IsolationMode::Docker).unwrap().agent,
             agent
         );
     }

@@ -20,11 +20,13 @@
 //!
 //! # Podman
 //!
-//! Podman's Docker-compatible API (4.3, tried here) accepts the network option that disables
-//! inter-container traffic but does not apply it. The runtime checks the option on the
-//! network it finds and refuses to create agents on a network without it, so on Podman
-//! `create_and_start` fails with an error naming the network instead of running agents that
-//! could reach each other. Stats, inspect, images and the fingerprint work there.
+//! Podman's Docker-compatible API (4.3, tried here, rootful) accepts the network option that
+//! disables inter-container traffic but does not apply it. So on Podman each agent gets its
+//! own network, `sparebox-agent-<short id>`, created through Podman's own API with netavark's
+//! `isolate` option (traffic between isolated networks is dropped) and removed with the
+//! agent; see [`podman`]. Rootless Podman was not tried: its networking (slirp4netns or
+//! pasta) and user-namespace mapping of the state directory's owner differ, and
+//! [`Fingerprint::rootless`] tells a caller which one it has.
 //!
 //! # Example
 //!
@@ -46,9 +48,11 @@
 //! ```
 
 mod create;
+mod events;
 mod info;
 mod input;
 mod network;
+pub mod podman;
 mod stats;
 mod verify;
 
@@ -63,13 +67,14 @@ use bollard::query_parameters::{
     RemoveContainerOptions, StartContainerOptions, StatsOptions, StopContainerOptions,
 };
 use bollard::{Docker, API_DEFAULT_VERSION};
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use sparebox_core::AgentId;
 use sparebox_protocol::IsolationMode;
 
 use crate::{
     agent_container_name, AgentSpec, AgentStats, ContainerInfo, Fingerprint, Runtime, RuntimeError,
-    RuntimeResult, AGENT_LABEL,
+    RuntimeEvent, RuntimeResult, AGENT_LABEL,
 };
 
 use info::container_info;
@@ -327,9 +332,14 @@ impl Runtime for DockerRuntime {
             ));
         }
 
-        let network = network::ensure_agent_network(&self.docker)
-            .await
-            .map_err(|err| invalid_spec(agent, err.to_string()))?;
+        let network = match self.mode {
+            IsolationMode::Podman => podman::ensure_agent_network(&self.endpoint, agent)
+                .await
+                .map_err(|err| invalid_spec(agent, err.to_string()))?,
+            _ => network::ensure_agent_network(&self.docker)
+                .await
+                .map_err(|err| invalid_spec(agent, err.to_string()))?,
+        };
         let options = CreateContainerOptions {
             name: Some(name.clone()),
             ..Default::default()
@@ -347,7 +357,11 @@ impl Runtime for DockerRuntime {
                     format!("container {name} already exists"),
                 ))
             }
-            Err(err) => return Err(engine_error("create", agent, err)),
+            Err(err) => {
+                let err = engine_error("create", agent, err);
+                self.discard(agent).await;
+                return Err(err);
+            }
         }
 
         if let Err(err) = self
@@ -430,20 +444,27 @@ impl Runtime for DockerRuntime {
             link: false,
         };
         match self.docker.remove_container(&name, Some(options)).await {
-            Ok(()) => {
-                tracing::info!(agent.id = %agent, "agent container removed");
-                Ok(())
-            }
-            Err(err) if is_not_found(&err) => Ok(()),
-            Err(err) => Err(engine_error("remove", agent, err)),
+            Ok(()) => tracing::info!(agent.id = %agent, "agent container removed"),
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => return Err(engine_error("remove", agent, err)),
         }
+        if self.mode == IsolationMode::Podman {
+            podman::remove_agent_network(&self.endpoint, agent)
+                .await
+                .map_err(|err| RuntimeError::Engine {
+                    operation: "remove",
+                    agent,
+                    message: err.to_string(),
+                })?;
+        }
+        Ok(())
     }
 
     async fn inspect(&self, agent: AgentId) -> RuntimeResult<Option<ContainerInfo>> {
         Ok(self
             .inspect_by_name(agent)
             .await?
-            .and_then(|container| container_info(&container, Some(agent))))
+            .and_then(|container| container_info(&container, Some(agent), self.mode)))
     }
 
     async fn stats(&self, agent: AgentId) -> RuntimeResult<AgentStats> {
@@ -463,6 +484,10 @@ impl Runtime for DockerRuntime {
                 message: "engine returned no sample".to_owned(),
             }),
         }
+    }
+
+    fn events(&self) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
+        events::agent_events(self.docker.clone())
     }
 
     async fn list(&self) -> RuntimeResult<Vec<ContainerInfo>> {
@@ -493,7 +518,7 @@ impl Runtime for DockerRuntime {
                     )))
                 }
             };
-            match container_info(&container, None) {
+            match container_info(&container, None, self.mode) {
                 Some(info) => infos.push(info),
                 None => {
                     tracing::warn!(container.id = %id, "managed container has an invalid agent label")

@@ -1,0 +1,281 @@
+//! Deployer operations on agents: create, command, reconfigure, retry.
+
+use super::*;
+
+impl Platform {
+    /// Creates an agent on a host for `owner` and queues its deploy, if the host has a free
+    /// slot of the tier.
+    ///
+    /// # Errors
+    ///
+    /// Bad request for invalid input; not found for an unknown host; conflict when the
+    /// host has no free slot.
+    pub async fn create_agent(
+        &self,
+        owner: &AccountRecord,
+        request: AgentRequest,
+    ) -> Result<(AgentView, CommandRecord), PlatformError> {
+        let tier: Tier = request
+            .tier
+            .parse()
+            .map_err(|e: sparebox_core::tier::UnknownTier| {
+                PlatformError::bad_request(e.to_string())
+            })?;
+        let name = validate::display_name("agent name", &request.name)?;
+        let config = validate::openclaw_config(request.openclaw_config)?;
+        validate::workspace_files(&request.workspace_files)?;
+        let mut secrets = validate::secrets(request.secrets)?;
+        self.store
+            .host(request.host_id)
+            .await?
+            .ok_or_else(|| PlatformError::not_found(format!("host {}", request.host_id)))?;
+
+        let id = AgentId::new_random();
+        secrets.insert(
+            GATEWAY_TOKEN_ENV.to_owned(),
+            Secret::new(tokens::generate("")),
+        );
+        let now = self.clock.now();
+        let (agent, command) = self
+            .store
+            .create_agent(
+                NewAgent {
+                    id,
+                    host: request.host_id,
+                    owner: owner.id,
+                    name,
+                    tier,
+                    image: self.config.agent_image.clone(),
+                    openclaw_config: config,
+                    workspace_files: request.workspace_files,
+                    sealed_secrets: self.master_key.seal(id, &secrets),
+                    created_at: now,
+                },
+                NewCommand {
+                    id: CommandId::new_random(),
+                    agent: id,
+                    host: request.host_id,
+                    kind: CommandKind::Deploy,
+                    created_at: now,
+                },
+                self.config.reserve,
+            )
+            .await?;
+        tracing::info!(agent = %agent.id, host = %agent.host, tier = %tier, "agent created, deploy queued");
+        Ok((AgentView::from(&agent), command))
+    }
+
+    /// The agent `id` if `owner` owns it.
+    ///
+    /// # Errors
+    ///
+    /// Not found when it does not exist or belongs to someone else (the two are not
+    /// distinguished, so ids cannot be probed).
+    pub async fn owned_agent(
+        &self,
+        owner: &AccountRecord,
+        id: AgentId,
+    ) -> Result<AgentRecord, PlatformError> {
+        match self.store.agent(id).await? {
+            Some(agent) if agent.owner == owner.id => Ok(agent),
+            _ => Err(PlatformError::not_found(format!("agent {id}"))),
+        }
+    }
+
+    /// The agents `owner` owns.
+    ///
+    /// # Errors
+    ///
+    /// Internal on storage failure.
+    pub async fn list_agents(
+        &self,
+        owner: &AccountRecord,
+    ) -> Result<Vec<AgentView>, PlatformError> {
+        Ok(self
+            .store
+            .agents_for_owner(owner.id)
+            .await?
+            .iter()
+            .map(AgentView::from)
+            .collect())
+    }
+
+    /// Queues a start, stop, restart or undeploy for an agent its owner controls.
+    ///
+    /// # Errors
+    ///
+    /// Bad request for another command type or an undeployed agent; not found for
+    /// someone else's agent.
+    pub async fn queue_command(
+        &self,
+        owner: &AccountRecord,
+        agent: AgentId,
+        kind: &str,
+    ) -> Result<CommandRecord, PlatformError> {
+        let kind: CommandKind =
+            kind.parse()
+                .map_err(|e: sparebox_core::command::UnknownCommandKind| {
+                    PlatformError::bad_request(e.to_string())
+                })?;
+        if !matches!(
+            kind,
+            CommandKind::Start | CommandKind::Stop | CommandKind::Restart | CommandKind::Undeploy
+        ) {
+            return Err(PlatformError::bad_request(format!(
+                "command type {kind} cannot be sent directly: expected one of start, stop, restart, undeploy"
+            )));
+        }
+        let record = self.owned_agent(owner, agent).await?;
+        if matches!(
+            record.state,
+            AgentState::Undeployed | AgentState::Undeploying
+        ) {
+            return Err(PlatformError::new(
+                ErrorCode::Conflict,
+                format!("agent {agent} is {}", record.state),
+            ));
+        }
+        let command = self
+            .store
+            .enqueue_command(NewCommand {
+                id: CommandId::new_random(),
+                agent,
+                host: record.host,
+                kind,
+                created_at: self.clock.now(),
+            })
+            .await?;
+        if kind == CommandKind::Undeploy {
+            self.store
+                .update_agent(
+                    agent,
+                    AgentUpdate {
+                        state: Some(AgentState::Undeploying),
+                        ..AgentUpdate::default()
+                    },
+                )
+                .await?;
+        }
+        tracing::info!(agent = %agent, command = %command.id, kind = %kind, "command queued");
+        Ok(command)
+    }
+
+    /// Replaces an agent's configuration, workspace files and (when given) secrets, then
+    /// queues an `update_config` so the host applies them. Before the deploy has reached
+    /// the host, the stored values are simply replaced: the deploy fetches the latest.
+    ///
+    /// # Errors
+    ///
+    /// Bad request for invalid input; not found for someone else's agent; conflict for an
+    /// agent that is being undeployed.
+    pub async fn update_config(
+        &self,
+        owner: &AccountRecord,
+        agent: AgentId,
+        update: ConfigUpdate,
+    ) -> Result<Option<CommandRecord>, PlatformError> {
+        let record = self.owned_agent(owner, agent).await?;
+        if matches!(
+            record.state,
+            AgentState::Undeployed | AgentState::Undeploying
+        ) {
+            return Err(PlatformError::new(
+                ErrorCode::Conflict,
+                format!("agent {agent} is {}", record.state),
+            ));
+        }
+        let mut change = AgentUpdate::default();
+        if let Some(config) = update.openclaw_config {
+            change.openclaw_config = Some(validate::openclaw_config(Some(config))?);
+        }
+        if let Some(files) = update.workspace_files {
+            validate::workspace_files(&files)?;
+            change.workspace_files = Some(files);
+        }
+        if let Some(secrets) = update.secrets {
+            let mut secrets = validate::secrets(secrets)?;
+            let current = self.master_key.open(agent, &record.sealed_secrets)?;
+            if let Some(token) = current.get(GATEWAY_TOKEN_ENV) {
+                secrets.insert(GATEWAY_TOKEN_ENV.to_owned(), token.clone());
+            }
+            change.sealed_secrets = Some(self.master_key.seal(agent, &secrets));
+        }
+        self.store.update_agent(agent, change).await?;
+        if record.state == AgentState::PendingDeploy {
+            tracing::info!(agent = %agent, "configuration replaced before deploy");
+            return Ok(None);
+        }
+        let command = self
+            .store
+            .enqueue_command(NewCommand {
+                id: CommandId::new_random(),
+                agent,
+                host: record.host,
+                kind: CommandKind::UpdateConfig,
+                created_at: self.clock.now(),
+            })
+            .await?;
+        tracing::info!(agent = %agent, command = %command.id, "configuration update queued");
+        Ok(Some(command))
+    }
+
+    /// Queues a new deploy for an agent whose deploy failed or expired.
+    ///
+    /// # Errors
+    ///
+    /// Conflict when the agent is not in the error state; not found for someone else's
+    /// agent.
+    pub async fn retry_deploy(
+        &self,
+        owner: &AccountRecord,
+        agent: AgentId,
+    ) -> Result<CommandRecord, PlatformError> {
+        let record = self.owned_agent(owner, agent).await?;
+        if record.state != AgentState::Error {
+            return Err(PlatformError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "agent {agent} is {}: only a failed deploy can be retried",
+                    record.state
+                ),
+            ));
+        }
+        let command = self
+            .store
+            .enqueue_command(NewCommand {
+                id: CommandId::new_random(),
+                agent,
+                host: record.host,
+                kind: CommandKind::Deploy,
+                created_at: self.clock.now(),
+            })
+            .await?;
+        self.store
+            .update_agent(
+                agent,
+                AgentUpdate {
+                    state: Some(AgentState::PendingDeploy),
+                    error: Some(None),
+                    deploy_stage: Some(None),
+                    ..AgentUpdate::default()
+                },
+            )
+            .await?;
+        tracing::info!(agent = %agent, command = %command.id, "deploy retried");
+        Ok(command)
+    }
+
+    /// An agent's recent commands, newest first.
+    ///
+    /// # Errors
+    ///
+    /// Not found for someone else's agent.
+    pub async fn agent_commands(
+        &self,
+        owner: &AccountRecord,
+        agent: AgentId,
+    ) -> Result<Vec<CommandRecord>, PlatformError> {
+        self.owned_agent(owner, agent).await?;
+        Ok(self.store.commands_for_agent(agent, 100).await?)
+    }
+}

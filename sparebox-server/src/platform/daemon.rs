@@ -1,0 +1,341 @@
+//! What host daemons call: heartbeats and deploy bundles.
+
+use super::*;
+
+impl Platform {
+    /// Handles one heartbeat from `host`: records the host, applies acks and status
+    /// reports, and hands over pending commands. When the daemon asked to wait and nothing
+    /// is pending, holds on until a command is queued or the wait runs out.
+    ///
+    /// # Errors
+    ///
+    /// Bad request for an unsupported protocol version or too many reports.
+    pub async fn heartbeat(
+        &self,
+        host: &HostRecord,
+        request: HeartbeatRequest,
+    ) -> Result<HeartbeatOutcome, PlatformError> {
+        if request.protocol_version != PROTOCOL_VERSION {
+            return Err(PlatformError::bad_request(format!(
+                "protocol version {} is not supported: this server speaks {PROTOCOL_VERSION}",
+                request.protocol_version
+            )));
+        }
+        if request.agent_statuses.len() > MAX_REPORTS_PER_HEARTBEAT
+            || request.command_acks.len() > MAX_REPORTS_PER_HEARTBEAT
+        {
+            return Err(PlatformError::bad_request(format!(
+                "a heartbeat may carry at most {MAX_REPORTS_PER_HEARTBEAT} agent statuses and {MAX_REPORTS_PER_HEARTBEAT} acks"
+            )));
+        }
+        let wakeups = self.store.host_wakeups();
+        let now = self.clock.now();
+        self.store
+            .record_heartbeat(
+                host.id,
+                HostHeartbeat {
+                    hardware: request.hardware.clone(),
+                    isolation: request.isolation,
+                    daemon_version: request.daemon_version.clone(),
+                },
+                now,
+            )
+            .await?;
+
+        let mut confirmed = Vec::with_capacity(request.command_acks.len());
+        let mut acks = Vec::new();
+        for ack in &request.command_acks {
+            if let Some(applied) = self.apply_ack(host, ack, now).await? {
+                acks.push(applied);
+            }
+            confirmed.push(ack.id);
+        }
+        for report in request.agent_statuses {
+            self.apply_report(host, report, now).await?;
+        }
+
+        let mut commands = self.deliver(host, now).await?;
+        if commands.is_empty() {
+            if let Some(wait) = request.wait_seconds.filter(|s| *s > 0) {
+                let wait = Duration::from_secs(u64::from(wait)).min(self.config.max_heartbeat_wait);
+                commands = self.wait_for_commands(host, wakeups, wait).await?;
+            }
+        }
+        let response = HeartbeatResponse {
+            commands,
+            confirmed_acks: confirmed,
+            next_heartbeat_seconds: u32::try_from(self.config.heartbeat_interval.as_secs())
+                .unwrap_or(u32::MAX),
+            server_time: self.clock.now(),
+        };
+        Ok(HeartbeatOutcome { response, acks })
+    }
+
+    async fn wait_for_commands(
+        &self,
+        host: &HostRecord,
+        mut wakeups: tokio::sync::broadcast::Receiver<HostId>,
+        wait: Duration,
+    ) -> Result<Vec<Command>, PlatformError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            if *shutdown.borrow_and_update() {
+                return Ok(Vec::new());
+            }
+            let woken = tokio::select! {
+                woken = tokio::time::timeout_at(deadline, wakeups.recv()) => woken,
+                _ = shutdown.changed() => return Ok(Vec::new()),
+            };
+            match woken {
+                Err(_) => return Ok(Vec::new()),
+                Ok(Ok(id)) if id != host.id => continue,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return Ok(Vec::new()),
+                // Our host, or we lagged and may have missed it: look.
+                Ok(_) => {
+                    let commands = self.deliver(host, self.clock.now()).await?;
+                    if !commands.is_empty() {
+                        return Ok(commands);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        host: &HostRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Command>, PlatformError> {
+        let records = self
+            .store
+            .deliver_commands(host.id, now, MAX_COMMANDS_PER_RESPONSE)
+            .await?;
+        let mut commands = Vec::with_capacity(records.len());
+        for record in records {
+            let Some(agent) = self.store.agent(record.agent).await? else {
+                continue;
+            };
+            commands.push(Command {
+                id: record.id,
+                agent_id: record.agent,
+                kind: record.kind,
+                tier: agent.tier,
+                created_at: record.created_at,
+            });
+        }
+        Ok(commands)
+    }
+
+    async fn apply_ack(
+        &self,
+        host: &HostRecord,
+        ack: &sparebox_protocol::CommandAck,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(CommandKind, CommandStatus)>, PlatformError> {
+        let command = match self.store.record_ack(host.id, ack, now).await? {
+            AckOutcome::Applied(command) => command,
+            AckOutcome::Late(command) => {
+                tracing::warn!(command = %command.id, "late ack for an expired command ignored");
+                return Ok(None);
+            }
+            AckOutcome::Duplicate(_) | AckOutcome::Unknown => return Ok(None),
+        };
+        let Some(agent) = self.store.agent(command.agent).await? else {
+            return Ok(None);
+        };
+        let (update, event) =
+            agent_change_for_ack(&agent, &command, ack.status, ack.error.as_deref());
+        self.store.update_agent(agent.id, update).await?;
+        self.store
+            .add_event(NewAgentEvent {
+                agent: agent.id,
+                kind: event.0,
+                message: event.1,
+                at: now,
+            })
+            .await?;
+        tracing::info!(agent = %agent.id, command = %command.id, kind = %command.kind, status = ?ack.status, "command acknowledged");
+        Ok(Some((command.kind, command.status)))
+    }
+
+    async fn apply_report(
+        &self,
+        host: &HostRecord,
+        report: sparebox_protocol::AgentStatusReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), PlatformError> {
+        let Some(agent) = self.store.agent(report.agent_id).await? else {
+            return Ok(());
+        };
+        if agent.host != host.id {
+            tracing::warn!(host = %host.id, agent = %agent.id, "host reported an agent it does not hold");
+            return Ok(());
+        }
+        let event = report_event(&agent, &report);
+        let mut update = AgentUpdate {
+            report: Some((report.clone(), now)),
+            ..AgentUpdate::default()
+        };
+        if let Some(state) = state_from_report(agent.state, &report) {
+            if state != agent.state {
+                update.state = Some(state);
+            }
+        }
+        if report.status == RuntimeStatus::Deploying {
+            update.deploy_stage = Some(report.deploy_stage);
+        }
+        self.store.update_agent(agent.id, update).await?;
+        if let Some((kind, message)) = event {
+            self.store
+                .add_event(NewAgentEvent {
+                    agent: agent.id,
+                    kind,
+                    message,
+                    at: now,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The deploy bundle for `agent`, served only to the host it is assigned to and only
+    /// for a deploy or configuration command of that agent that is still live.
+    ///
+    /// # Errors
+    ///
+    /// Not found when the agent is not this host's or the command does not match.
+    pub async fn deploy_bundle(
+        &self,
+        host: &HostRecord,
+        agent_id: AgentId,
+        command_id: CommandId,
+    ) -> Result<DeployBundle, PlatformError> {
+        let agent = match self.store.agent(agent_id).await? {
+            Some(agent) if agent.host == host.id => agent,
+            _ => return Err(PlatformError::not_found(format!("agent {agent_id}"))),
+        };
+        let command = match self.store.command(command_id).await? {
+            Some(c) if c.agent == agent_id && c.host == host.id && c.kind.needs_bundle() => c,
+            _ => {
+                return Err(PlatformError::not_found(format!(
+                    "deploy command {command_id} for agent {agent_id}"
+                )))
+            }
+        };
+        if command.status != CommandStatus::Sent {
+            return Err(PlatformError::new(
+                ErrorCode::Conflict,
+                format!("command {command_id} is {}, not sent", command.status),
+            ));
+        }
+        let secrets = self.master_key.open(agent.id, &agent.sealed_secrets)?;
+        let now = self.clock.now();
+        Ok(DeployBundle {
+            agent_id: agent.id,
+            command_id,
+            tier: agent.tier,
+            image: agent.image.clone(),
+            openclaw_config: validate::with_platform_keys(agent.openclaw_config.clone()),
+            workspace_files: agent.workspace_files.clone(),
+            secrets,
+            issued_at: now,
+            expires_at: now + chrono_duration(self.config.bundle_ttl),
+        })
+    }
+}
+
+/// How an acknowledged command changes its agent, and the event to record.
+fn agent_change_for_ack(
+    agent: &AgentRecord,
+    command: &CommandRecord,
+    status: AckStatus,
+    error: Option<&str>,
+) -> (AgentUpdate, (AgentEventKind, String)) {
+    let mut update = AgentUpdate::default();
+    if status == AckStatus::Failed {
+        let message = error.unwrap_or("no reason given").to_owned();
+        if matches!(
+            command.kind,
+            CommandKind::Deploy | CommandKind::UpdateConfig
+        ) {
+            update.state = Some(AgentState::Error);
+            update.deploy_stage = Some(None);
+        }
+        update.error = Some(Some(message.clone()));
+        return (
+            update,
+            (
+                AgentEventKind::CommandFailed,
+                format!("{} failed: {message}", command.kind),
+            ),
+        );
+    }
+    update.error = Some(None);
+    let (state, event) = match command.kind {
+        CommandKind::Deploy => (AgentState::Running, AgentEventKind::Deployed),
+        CommandKind::Start => (AgentState::Running, AgentEventKind::Started),
+        CommandKind::Restart => (AgentState::Running, AgentEventKind::Restarted),
+        CommandKind::Stop => (AgentState::Stopped, AgentEventKind::Stopped),
+        CommandKind::UpdateConfig => (AgentState::Running, AgentEventKind::ConfigUpdated),
+        CommandKind::Undeploy => (AgentState::Undeployed, AgentEventKind::Undeployed),
+    };
+    // A later undeploy wins over an earlier command's late success.
+    if agent.state != AgentState::Undeploying || command.kind == CommandKind::Undeploy {
+        update.state = Some(state);
+    }
+    update.deploy_stage = Some(None);
+    (update, (event, format!("{} done", command.kind)))
+}
+
+/// What a status report says the agent's platform state now is, if it should change.
+/// Reports never mark an agent running during a deploy: only the deploy's ack does.
+fn state_from_report(
+    current: AgentState,
+    report: &sparebox_protocol::AgentStatusReport,
+) -> Option<AgentState> {
+    use AgentState::*;
+    match (current, report.status) {
+        (Undeployed | Undeploying, _) => None,
+        (_, RuntimeStatus::Deploying) => Some(Deploying),
+        (PendingDeploy, _) => None,
+        (Deploying, _) => None,
+        (_, RuntimeStatus::Running) => Some(Running),
+        (_, RuntimeStatus::Stopped) => Some(Stopped),
+        (_, RuntimeStatus::Exited | RuntimeStatus::Missing | RuntimeStatus::Error) => Some(Error),
+    }
+}
+
+/// The event a report implies compared with the agent's previous report.
+fn report_event(
+    agent: &AgentRecord,
+    report: &sparebox_protocol::AgentStatusReport,
+) -> Option<(AgentEventKind, String)> {
+    let previous = agent.last_report.as_ref()?;
+    if report.restart_count > previous.restart_count {
+        let kind = if report.oom_killed {
+            AgentEventKind::OomKilled
+        } else {
+            AgentEventKind::Crashed
+        };
+        return Some((
+            kind,
+            format!(
+                "restarted by the engine ({} restarts)",
+                report.restart_count
+            ),
+        ));
+    }
+    if previous.status == RuntimeStatus::Running && report.status == RuntimeStatus::Exited {
+        let kind = if report.oom_killed {
+            AgentEventKind::OomKilled
+        } else {
+            AgentEventKind::Crashed
+        };
+        return Some((
+            kind,
+            report.error.clone().unwrap_or_else(|| "exited".to_owned()),
+        ));
+    }
+    None
+}
