@@ -163,7 +163,7 @@ impl Platform {
                 .get(&report.agent_id)
                 .is_some_and(|a| a.host == host)
             {
-                self.apply(report.agent_id, &AgentEvent::Reported(host_report(report)));
+                self.apply(report.agent_id, &AgentEvent::Reported(report.host_report()));
             }
         }
         HeartbeatResponse {
@@ -258,23 +258,6 @@ impl Platform {
     }
 }
 
-/// The protocol's runtime status, as the core's host report.
-fn host_report(report: &AgentStatusReport) -> HostReport {
-    match report.status {
-        RuntimeStatus::Deploying => HostReport::Deploying {
-            stage: report.deploy_stage.unwrap_or(DeployStage::FetchingConfig),
-        },
-        RuntimeStatus::Running => HostReport::Running,
-        RuntimeStatus::Stopped => HostReport::Stopped,
-        RuntimeStatus::Exited => HostReport::Exited {
-            oom_killed: report.oom_killed,
-        },
-        RuntimeStatus::Missing => HostReport::Missing,
-        RuntimeStatus::Error => HostReport::Error {
-            reason: report.error.clone().unwrap_or_default(),
-        },
-    }
-}
 
 fn heartbeat_request(statuses: Vec<AgentStatusReport>, acks: Vec<CommandAck>) -> HeartbeatRequest {
     HeartbeatRequest {

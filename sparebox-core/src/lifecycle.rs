@@ -22,6 +22,7 @@
 //! | [`AgentEvent::Reported`] | any but undeploying | what the report shows² |
 //! | [`AgentEvent::HostLost`] | any but undeploying | host_offline |
 //! | [`AgentEvent::UndeployRequested`] | any | undeploying |
+//! | [`AgentEvent::RetryRequested`] | error | pending_deploy |
 //!
 //! ¹ deploying, running, stopped, error or host_offline; a deploy ack is also accepted in
 //! pending_deploy, but a start, stop, restart or update_config ack there is illegal: there
@@ -163,6 +164,8 @@ pub enum AgentEvent {
     HostLost,
     /// Its deployer (or billing) asked for it to be removed.
     UndeployRequested,
+    /// Its deployer asked for a failed deploy to be tried again; a new deploy is queued.
+    RetryRequested,
 }
 
 impl AgentEvent {
@@ -188,6 +191,7 @@ impl fmt::Display for AgentEvent {
             AgentEvent::Reported(report) => write!(f, "report {}", report.shown_state().state()),
             AgentEvent::HostLost => f.write_str("host lost"),
             AgentEvent::UndeployRequested => f.write_str("undeploy requested"),
+            AgentEvent::RetryRequested => f.write_str("retry requested"),
         }
     }
 }
@@ -377,6 +381,9 @@ fn active(current: &AgentLifecycle, event: &AgentEvent) -> Option<AgentLifecycle
         AgentEvent::Reported(report) => Some(report.shown_state()),
         AgentEvent::HostLost => Some(AgentLifecycle::HostOffline),
         AgentEvent::UndeployRequested => Some(AgentLifecycle::Undeploying),
+        AgentEvent::RetryRequested => {
+            matches!(current, AgentLifecycle::Error { .. }).then_some(AgentLifecycle::PendingDeploy)
+        }
     }
 }
 

@@ -182,6 +182,18 @@ fn undeployed_agent_reported_running_is_illegal() {
         "agent in state undeployed: report running is not allowed"
     );
     assert!(transition(&S::Undeployed, &AgentEvent::UndeployRequested).is_err());
+}
+
+#[test]
+fn only_a_failed_agent_can_be_retried() {
+    let failed = AgentLifecycle::error("deploy failed: health_check: timed out");
+    assert_eq!(
+        transition(&failed, &AgentEvent::RetryRequested).unwrap(),
+        S::PendingDeploy
+    );
+    for s in [S::Running, S::Stopped, S::PendingDeploy, S::HostOffline] {
+        assert!(transition(&s, &AgentEvent::RetryRequested).is_err(), "{s}");
+    }
     assert!(transition(&S::Undeployed, &sent(Deploy)).is_err());
     assert_eq!(
         transition(&S::Undeployed, &acked(Undeploy)).unwrap(),
@@ -226,6 +238,7 @@ fn event() -> impl Strategy<Value = AgentEvent> {
         host_report().prop_map(AgentEvent::Reported),
         Just(AgentEvent::HostLost),
         Just(AgentEvent::UndeployRequested),
+        Just(AgentEvent::RetryRequested),
     ]
 }
 

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sparebox_core::lifecycle::HostReport;
 use sparebox_core::{AgentId, CommandId, CommandKind, DeployStage, Tier};
 
 /// How a host isolates agents from each other and from itself.
@@ -149,6 +150,26 @@ pub struct AgentStatusReport {
 }
 
 impl AgentStatusReport {
+    /// What this report says, in the terms of the platform's agent lifecycle
+    /// ([`sparebox_core::lifecycle`]). A deploying report without a stage counts as the
+    /// first stage.
+    pub fn host_report(&self) -> HostReport {
+        match self.status {
+            RuntimeStatus::Deploying => HostReport::Deploying {
+                stage: self.deploy_stage.unwrap_or(DeployStage::FetchingConfig),
+            },
+            RuntimeStatus::Running => HostReport::Running,
+            RuntimeStatus::Stopped => HostReport::Stopped,
+            RuntimeStatus::Exited => HostReport::Exited {
+                oom_killed: self.oom_killed,
+            },
+            RuntimeStatus::Missing => HostReport::Missing,
+            RuntimeStatus::Error => HostReport::Error {
+                reason: self.error.clone().unwrap_or_default(),
+            },
+        }
+    }
+
     /// A report with only the agent and its status; metrics empty.
     pub fn new(agent_id: AgentId, status: RuntimeStatus) -> Self {
         Self {

@@ -658,7 +658,7 @@ async fn config_update_is_validated_then_queued_and_retry_needs_a_failed_deploy(
         )
         .await;
     assert_eq!(view["state"], "error");
-    assert_eq!(view["error"], "health_check: timed out");
+    assert_eq!(view["error"], "update_config failed: health_check: timed out");
     let (status, body) = server.call("POST", &retry, Some(&token), None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["type"], "deploy");

@@ -172,7 +172,7 @@ async fn unacknowledged_deploy_expires_after_five_minutes_by_the_server_clock() 
     assert_eq!(platform.sweep().await.unwrap().expired.len(), 1);
     let view = platform.owned_agent(&owner, agent.id).await.unwrap();
     assert_eq!(view.state, AgentState::Error);
-    assert!(view.error.unwrap().contains("deploy command expired"));
+    assert!(view.error.unwrap().contains("deploy expired before the host acknowledged it"));
 
     // A late ack changes nothing.
     platform

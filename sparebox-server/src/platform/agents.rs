@@ -146,15 +146,12 @@ impl Platform {
             })
             .await?;
         if kind == CommandKind::Undeploy {
-            self.store
-                .update_agent(
-                    agent,
-                    AgentUpdate {
-                        state: Some(AgentState::Undeploying),
-                        ..AgentUpdate::default()
-                    },
-                )
-                .await?;
+            self.advance(
+                &record,
+                &AgentEvent::UndeployRequested,
+                AgentUpdate::default(),
+            )
+            .await?;
         }
         tracing::info!(agent = %agent, command = %command.id, kind = %kind, "command queued");
         Ok(command)
@@ -231,7 +228,11 @@ impl Platform {
         agent: AgentId,
     ) -> Result<CommandRecord, PlatformError> {
         let record = self.owned_agent(owner, agent).await?;
-        if record.state != AgentState::Error {
+        let failed =
+            AgentLifecycle::from_parts(record.state, record.deploy_stage, record.error.as_deref())
+                .ok()
+                .filter(|current| transition(current, &AgentEvent::RetryRequested).is_ok());
+        if failed.is_none() {
             return Err(PlatformError::new(
                 ErrorCode::Conflict,
                 format!(
@@ -250,16 +251,7 @@ impl Platform {
                 created_at: self.clock.now(),
             })
             .await?;
-        self.store
-            .update_agent(
-                agent,
-                AgentUpdate {
-                    state: Some(AgentState::PendingDeploy),
-                    error: Some(None),
-                    deploy_stage: Some(None),
-                    ..AgentUpdate::default()
-                },
-            )
+        self.advance(&record, &AgentEvent::RetryRequested, AgentUpdate::default())
             .await?;
         tracing::info!(agent = %agent, command = %command.id, "deploy retried");
         Ok(command)

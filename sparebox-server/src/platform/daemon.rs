@@ -116,6 +116,8 @@ impl Platform {
             let Some(agent) = self.store.agent(record.agent).await? else {
                 continue;
             };
+            let sent = AgentEvent::CommandSent { kind: record.kind };
+            self.advance(&agent, &sent, AgentUpdate::default()).await?;
             commands.push(Command {
                 id: record.id,
                 agent_id: record.agent,
@@ -144,14 +146,18 @@ impl Platform {
         let Some(agent) = self.store.agent(command.agent).await? else {
             return Ok(None);
         };
-        let (update, event) =
-            agent_change_for_ack(&agent, &command, ack.status, ack.error.as_deref());
-        self.store.update_agent(agent.id, update).await?;
+        let result = match ack.status {
+            AckStatus::Acked => AckResult::Acked,
+            AckStatus::Failed => AckResult::Failed,
+        };
+        let event = AgentEvent::from_ack(command.kind, result, ack.error.as_deref());
+        self.advance(&agent, &event, AgentUpdate::default()).await?;
+        let (kind, message) = ack_event(&command, ack.status, ack.error.as_deref());
         self.store
             .add_event(NewAgentEvent {
                 agent: agent.id,
-                kind: event.0,
-                message: event.1,
+                kind,
+                message,
                 at: now,
             })
             .await?;
@@ -173,19 +179,12 @@ impl Platform {
             return Ok(());
         }
         let event = report_event(&agent, &report);
-        let mut update = AgentUpdate {
-            report: Some((report.clone(), now)),
+        let lifecycle_event = AgentEvent::Reported(report.host_report());
+        let update = AgentUpdate {
+            report: Some((report, now)),
             ..AgentUpdate::default()
         };
-        if let Some(state) = state_from_report(agent.state, &report) {
-            if state != agent.state {
-                update.state = Some(state);
-            }
-        }
-        if report.status == RuntimeStatus::Deploying {
-            update.deploy_stage = Some(report.deploy_stage);
-        }
-        self.store.update_agent(agent.id, update).await?;
+        self.advance(&agent, &lifecycle_event, update).await?;
         if let Some((kind, message)) = event {
             self.store
                 .add_event(NewAgentEvent {
@@ -245,65 +244,28 @@ impl Platform {
     }
 }
 
-/// How an acknowledged command changes its agent, and the event to record.
-fn agent_change_for_ack(
-    agent: &AgentRecord,
+/// The history event recorded for an applied ack.
+fn ack_event(
     command: &CommandRecord,
     status: AckStatus,
     error: Option<&str>,
-) -> (AgentUpdate, (AgentEventKind, String)) {
-    let mut update = AgentUpdate::default();
+) -> (AgentEventKind, String) {
     if status == AckStatus::Failed {
-        let message = error.unwrap_or("no reason given").to_owned();
-        if matches!(
-            command.kind,
-            CommandKind::Deploy | CommandKind::UpdateConfig
-        ) {
-            update.state = Some(AgentState::Error);
-            update.deploy_stage = Some(None);
-        }
-        update.error = Some(Some(message.clone()));
+        let message = error.unwrap_or(sparebox_core::lifecycle::UNKNOWN_REASON);
         return (
-            update,
-            (
-                AgentEventKind::CommandFailed,
-                format!("{} failed: {message}", command.kind),
-            ),
+            AgentEventKind::CommandFailed,
+            format!("{} failed: {message}", command.kind),
         );
     }
-    update.error = Some(None);
-    let (state, event) = match command.kind {
-        CommandKind::Deploy => (AgentState::Running, AgentEventKind::Deployed),
-        CommandKind::Start => (AgentState::Running, AgentEventKind::Started),
-        CommandKind::Restart => (AgentState::Running, AgentEventKind::Restarted),
-        CommandKind::Stop => (AgentState::Stopped, AgentEventKind::Stopped),
-        CommandKind::UpdateConfig => (AgentState::Running, AgentEventKind::ConfigUpdated),
-        CommandKind::Undeploy => (AgentState::Undeployed, AgentEventKind::Undeployed),
+    let kind = match command.kind {
+        CommandKind::Deploy => AgentEventKind::Deployed,
+        CommandKind::Start => AgentEventKind::Started,
+        CommandKind::Restart => AgentEventKind::Restarted,
+        CommandKind::Stop => AgentEventKind::Stopped,
+        CommandKind::UpdateConfig => AgentEventKind::ConfigUpdated,
+        CommandKind::Undeploy => AgentEventKind::Undeployed,
     };
-    // A later undeploy wins over an earlier command's late success.
-    if agent.state != AgentState::Undeploying || command.kind == CommandKind::Undeploy {
-        update.state = Some(state);
-    }
-    update.deploy_stage = Some(None);
-    (update, (event, format!("{} done", command.kind)))
-}
-
-/// What a status report says the agent's platform state now is, if it should change.
-/// Reports never mark an agent running during a deploy: only the deploy's ack does.
-fn state_from_report(
-    current: AgentState,
-    report: &sparebox_protocol::AgentStatusReport,
-) -> Option<AgentState> {
-    use AgentState::*;
-    match (current, report.status) {
-        (Undeployed | Undeploying, _) => None,
-        (_, RuntimeStatus::Deploying) => Some(Deploying),
-        (PendingDeploy, _) => None,
-        (Deploying, _) => None,
-        (_, RuntimeStatus::Running) => Some(Running),
-        (_, RuntimeStatus::Stopped) => Some(Stopped),
-        (_, RuntimeStatus::Exited | RuntimeStatus::Missing | RuntimeStatus::Error) => Some(Error),
-    }
+    (kind, format!("{} done", command.kind))
 }
 
 /// The event a report implies compared with the agent's previous report.

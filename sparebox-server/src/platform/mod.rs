@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use sparebox_core::command::AckResult;
+use sparebox_core::lifecycle::{transition, AgentEvent, AgentLifecycle};
 use sparebox_core::{
     AgentId, AgentState, CommandId, CommandKind, CommandStatus, HostId, Secret, Tier,
 };
@@ -138,6 +140,39 @@ impl Platform {
     /// server shuts down so daemons are not left waiting on a closing connection.
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Applies `event` to `agent` through the core lifecycle
+    /// ([`sparebox_core::lifecycle::transition`]) and stores the result together with
+    /// `update`. An event the lifecycle forbids changes no state (it is logged; `update`,
+    /// such as a status report's metrics, is still stored) and gives `None`.
+    async fn advance(
+        &self,
+        agent: &AgentRecord,
+        event: &AgentEvent,
+        mut update: AgentUpdate,
+    ) -> Result<Option<AgentLifecycle>, PlatformError> {
+        let current =
+            AgentLifecycle::from_parts(agent.state, agent.deploy_stage, agent.error.as_deref())
+                .unwrap_or_else(|err| {
+                    tracing::warn!(agent = %agent.id, error = %err, "stored agent state repaired");
+                    AgentLifecycle::Running
+                });
+        let next = match transition(&current, event) {
+            Ok(next) => Some(next),
+            Err(err) => {
+                tracing::warn!(agent = %agent.id, error = %err, "agent event ignored");
+                None
+            }
+        };
+        if let Some(next) = next.as_ref().filter(|next| **next != current) {
+            update.state = Some(next.state());
+            update.deploy_stage = Some(next.deploy_stage());
+            update.error = Some(next.error_reason().map(str::to_owned));
+            tracing::info!(agent = %agent.id, from = %current, to = %next, "agent state changed");
+        }
+        self.store.update_agent(agent.id, update).await?;
+        Ok(next)
     }
 
     /// The platform's settings.

@@ -31,20 +31,14 @@ impl Platform {
         for agent in self.store.agents_for_host(host.id).await? {
             if matches!(
                 agent.state,
-                AgentState::Running
-                    | AgentState::Stopped
-                    | AgentState::Deploying
-                    | AgentState::Error
+                AgentState::HostOffline | AgentState::Undeployed | AgentState::Undeploying
             ) {
-                self.store
-                    .update_agent(
-                        agent.id,
-                        AgentUpdate {
-                            state: Some(AgentState::HostOffline),
-                            ..AgentUpdate::default()
-                        },
-                    )
-                    .await?;
+                continue;
+            }
+            let next = self
+                .advance(&agent, &AgentEvent::HostLost, AgentUpdate::default())
+                .await?;
+            if next.is_some_and(|next| next.state() == AgentState::HostOffline) {
                 marked += 1;
             }
         }
@@ -64,29 +58,9 @@ impl Platform {
             .await?;
         for command in &expired {
             tracing::info!(command = %command.id, agent = %command.agent, kind = %command.kind, "command expired");
-            let Some(agent) = self.store.agent(command.agent).await? else {
-                continue;
-            };
-            let deploy_lost = command.kind == CommandKind::Deploy
-                && matches!(
-                    agent.state,
-                    AgentState::PendingDeploy | AgentState::Deploying
-                );
-            if deploy_lost {
-                self.store
-                    .update_agent(
-                        agent.id,
-                        AgentUpdate {
-                            state: Some(AgentState::Error),
-                            error: Some(Some(format!(
-                                "deploy command expired: the host did not confirm it within {} seconds",
-                                self.config.command_expiry.as_secs()
-                            ))),
-                            deploy_stage: Some(None),
-                            ..AgentUpdate::default()
-                        },
-                    )
-                    .await?;
+            if let Some(agent) = self.store.agent(command.agent).await? {
+                let event = AgentEvent::CommandExpired { kind: command.kind };
+                self.advance(&agent, &event, AgentUpdate::default()).await?;
             }
         }
         Ok(expired)
