@@ -4,14 +4,18 @@
 # Usage: scripts/ensure-podman.sh
 #
 # Meant for a fresh Debian 12 machine, run as root (rootful Podman). Idempotent. It:
-#   1. installs Debian's `podman` (4.3) when it is missing;
+#   1. installs Debian's `podman` (4.3) when it is missing, and `catatonit`, the init process
+#      Podman runs for containers created with an init (every Sparebox agent is);
 #   2. writes /etc/containers/containers.conf with `default_ulimits = []` when that file has no
 #      `default_ulimits` line: Podman 4.3 otherwise sets per-container rlimits that fail on
 #      these machines ("error setting rlimit type 7");
-#   3. starts `podman system service --time=0` on $SPAREBOX_PODMAN_SOCKET
+#   3. writes `events_logger = "file"` under `[engine]` when no events logger is set: the default
+#      (journald) loses every event on machines without systemd's journal, and the runtime's
+#      lifecycle events come from the engine's event stream;
+#   4. starts `podman system service --time=0` on $SPAREBOX_PODMAN_SOCKET
 #      (default /run/podman/podman.sock) in the background, log in $SPAREBOX_PODMAN_LOG
 #      (default /var/log/podman-service.log), and waits for it to answer;
-#   4. builds the test agent image into Podman's store through that socket
+#   5. builds the test agent image into Podman's store through that socket
 #      (scripts/build-agent-image.sh with DOCKER_HOST pointing at it). Set
 #      SPAREBOX_PODMAN_SKIP_IMAGE=1 to skip this step.
 #
@@ -39,16 +43,37 @@ if ! command -v podman >/dev/null 2>&1; then
     apt-get update -qq
     apt-get install -y -qq podman >/dev/null
 fi
+if [ ! -x /usr/libexec/podman/catatonit ]; then
+    say "catatonit missing: installing it"
+    apt-get install -y -qq catatonit >/dev/null || {
+        apt-get update -qq && apt-get install -y -qq catatonit >/dev/null
+    }
+fi
 command -v curl >/dev/null 2>&1 || apt-get install -y -qq curl >/dev/null
 
-mkdir -p "$(dirname "$conf")"
-if ! grep -qs '^[[:space:]]*default_ulimits' "$conf"; then
-    say "writing default_ulimits = [] to $conf"
-    if grep -qs '^\[containers\]' "$conf"; then
-        sed -i '/^\[containers\]/a default_ulimits = []' "$conf"
+# Adds `line` under `[section]` of $conf unless a line starting with `key` is there.
+set_conf() {
+    local section="$1" key="$2" line="$3"
+    grep -qs "^[[:space:]]*$key[[:space:]]*=" "$conf" && return 0
+    say "writing $line under [$section] in $conf"
+    if grep -qs "^\[$section\]" "$conf"; then
+        sed -i "/^\[$section\]/a $line" "$conf"
     else
-        printf '[containers]\ndefault_ulimits = []\n' >>"$conf"
+        printf '\n[%s]\n%s\n' "$section" "$line" >>"$conf"
     fi
+    conf_changed=1
+}
+conf_changed=0
+mkdir -p "$(dirname "$conf")"
+set_conf containers default_ulimits 'default_ulimits = []'
+set_conf engine events_logger 'events_logger = "file"'
+pid_file="$(dirname "$socket")/sparebox-podman-service.pid"
+
+if [ "$conf_changed" = 1 ] && [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+    say "restarting the API service this script started, to apply $conf"
+    kill "$(cat "$pid_file")" && sleep 2
+elif [ "$conf_changed" = 1 ] && api_answers; then
+    say "warning: an API service this script did not start answers on $socket; restart it to apply $conf"
 fi
 
 if api_answers; then
@@ -61,6 +86,7 @@ else
     fi
     say "starting podman system service on $socket (log: $log_file)"
     nohup podman system service --time=0 "unix://$socket" >>"$log_file" 2>&1 </dev/null &
+    echo $! >"$pid_file"
     disown || true
     for _ in $(seq 1 "$wait_secs"); do
         api_answers && break

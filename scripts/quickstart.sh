@@ -70,14 +70,19 @@ echo $! >"$STATE/server.pid"
 for _ in $(seq 1 50); do curl -fsS "$SERVER/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
 curl -fsS "$SERVER/healthz" >/dev/null || fail "the server did not start; see $STATE/server.log"
 
-TOKEN=$(curl -fsS -H 'content-type: application/json' -d "{\"name\":\"quickstart-$(date +%s)\"}" \
-  "$SERVER/api/v1/accounts" | json 'd["token"]')
+# A fresh account per run: the email is unique, the password random (sign in is not needed,
+# the script uses the API token the sign-up returns).
+PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+TOKEN=$(curl -fsS -H 'content-type: application/json' -d "{
+  \"email\": \"quickstart-$(date +%s)@example.com\", \"password\": \"$PASSWORD\",
+  \"roles\": [\"host_owner\", \"deployer\"]
+}" "$SERVER/api/v1/users" | json 'd["apiToken"]')
 echo "$TOKEN" >"$STATE/token"
 HOST=$(curl -fsS -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
   -d '{"name":"this machine"}' "$SERVER/api/v1/hosts")
 HOST_ID=$(echo "$HOST" | json 'd["host"]["id"]')
 HOST_KEY=$(echo "$HOST" | json 'd["hostKey"]')
-echo "account created; host $HOST_ID registered"
+echo "signed up; host $HOST_ID registered"
 
 step "5/6 starting the host daemon"
 RUST_LOG=$SPAREBOX_LOG SPAREBOX_HOST_KEY="$HOST_KEY" nohup target/debug/sparebox-hostd run \

@@ -12,7 +12,7 @@ use std::error::Error;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use sparebox_core::command::{ack_outcome, deliverable, expire, superseded_by};
-use sparebox_core::lifecycle::{transition, AgentEvent, AgentLifecycle, HostReport};
+use sparebox_core::lifecycle::{transition, AgentEvent, AgentLifecycle};
 use sparebox_core::placement::{HostPolicy, Placement, SlotPlan};
 use sparebox_core::slots::{Hardware, Reserve};
 use sparebox_core::{
@@ -171,6 +171,7 @@ impl Platform {
             confirmed_acks,
             next_heartbeat_seconds: 60,
             server_time: now,
+            desired_agents: None,
         }
     }
 
@@ -238,6 +239,9 @@ impl Platform {
                     kind: c.kind,
                     tier: self.agents[&c.agent].tier,
                     created_at: c.created_at,
+                    // A real platform derives a one-time key for bundle commands here
+                    // (`Keyring::session_key`); this example serves no bundles.
+                    session_key: None,
                 });
             }
         }
@@ -258,7 +262,6 @@ impl Platform {
     }
 }
 
-
 fn heartbeat_request(statuses: Vec<AgentStatusReport>, acks: Vec<CommandAck>) -> HeartbeatRequest {
     HeartbeatRequest {
         protocol_version: PROTOCOL_VERSION,
@@ -275,6 +278,8 @@ fn heartbeat_request(statuses: Vec<AgentStatusReport>, acks: Vec<CommandAck>) ->
         agent_statuses: statuses,
         command_acks: acks,
         wait_seconds: None,
+        agent_events: Vec::new(),
+        slots: None,
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::StatusCode;
 use serde::Deserialize;
+use sparebox_core::crypto::bundle::MAX_BUNDLE_BYTES;
 use sparebox_core::{AgentId, CommandId, Secret};
 use sparebox_protocol::{DeployBundle, HeartbeatRequest, HeartbeatResponse};
 
@@ -86,6 +87,7 @@ impl HttpServerApi {
         &self,
         request: reqwest::RequestBuilder,
         timeout: Duration,
+        limit: usize,
     ) -> Result<T, ClientError> {
         let response = request
             .bearer_auth(self.host_key.expose())
@@ -94,10 +96,7 @@ impl HttpServerApi {
             .await
             .map_err(|err| ClientError::Network(without_url(err)))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| ClientError::Network(without_url(err)))?;
+        let body = read_capped(response, limit).await?;
         if status.is_success() {
             return serde_json::from_slice(&body)
                 .map_err(|err| ClientError::Decode(err.to_string()));
@@ -126,7 +125,8 @@ impl ServerApi for HttpServerApi {
         // A long-polled heartbeat may be held by the server for `wait_seconds`.
         let held = Duration::from_secs(request.wait_seconds.map_or(0, u64::from));
         let request = self.http.post(url).json(request);
-        self.send(request, self.timeout + held).await
+        self.send(request, self.timeout + held, MAX_RESPONSE_BYTES)
+            .await
     }
 
     async fn deploy_bundle(
@@ -138,8 +138,38 @@ impl ServerApi for HttpServerApi {
             "{}/api/v1/agents/{agent}/deploy-config?commandId={command}",
             self.base_url
         );
-        self.send(self.http.get(url), self.timeout).await
+        self.send(self.http.get(url), self.timeout, MAX_BUNDLE_BYTES)
+            .await
     }
+}
+
+/// The largest heartbeat response read, in bytes.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Reads a response body, refusing one larger than `limit` without buffering it all.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, ClientError> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(ClientError::Decode(format!(
+            "response larger than {limit} bytes"
+        )));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| ClientError::Network(without_url(err)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(ClientError::Decode(format!(
+                "response larger than {limit} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sparebox_core::Secret;
+use sparebox_core::{DeployStage, Secret};
 
 /// Environment variable for the server's base URL (`--server`).
 pub const ENV_SERVER: &str = "SPAREBOX_SERVER";
@@ -24,6 +24,14 @@ pub const ENV_HEARTBEAT_INTERVAL: &str = "SPAREBOX_HEARTBEAT_INTERVAL";
 pub const ENV_HEALTH_TIMEOUT: &str = "SPAREBOX_HEALTH_TIMEOUT";
 /// Environment variable for the log format, `text` or `json` (`--log-format`).
 pub const ENV_LOG_FORMAT: &str = "SPAREBOX_LOG_FORMAT";
+/// Environment variable for the config file (`--config`).
+pub const ENV_CONFIG: &str = "SPAREBOX_CONFIG";
+/// Environment variable for the Podman socket (`--podman-socket`).
+pub const ENV_PODMAN_SOCKET: &str = "SPAREBOX_PODMAN_SOCKET";
+/// Environment variable for the OpenClaw binary used in profile mode (`--openclaw-bin`).
+pub const ENV_OPENCLAW_BIN: &str = "SPAREBOX_OPENCLAW_BIN";
+/// Environment variable for the orphan grace period in seconds (`--orphan-grace`).
+pub const ENV_ORPHAN_GRACE: &str = "SPAREBOX_ORPHAN_GRACE";
 
 /// The first gateway port handed to an agent unless configured otherwise.
 pub const DEFAULT_PORT_RANGE_START: u16 = 19001;
@@ -37,6 +45,12 @@ pub const DEFAULT_LONG_POLL_SECS: u64 = 30;
 pub const DEFAULT_HEALTH_TIMEOUT_SECS: u64 = 180;
 /// Seconds a stopping container gets between SIGTERM and a kill.
 pub const DEFAULT_STOP_GRACE_SECS: u64 = 10;
+/// Seconds a managed container the server no longer lists is kept before it is removed.
+pub const DEFAULT_ORPHAN_GRACE_SECS: u64 = 600;
+/// Least seconds between two reconciliations against the server's desired state.
+pub const DEFAULT_RECONCILE_INTERVAL_SECS: u64 = 30;
+/// Seconds after a command on an agent during which the reconciler leaves it alone.
+pub const DEFAULT_SETTLE_SECS: u64 = 60;
 
 /// Everything the daemon needs to know to run.
 ///
@@ -76,6 +90,22 @@ pub struct DaemonConfig {
     /// Owner (uid, gid) for agent files when the daemon runs as root; the image's `node`
     /// user is 1000:1000.
     pub agent_owner: (u32, u32),
+    /// How long a managed container the server's desired state no longer lists is kept
+    /// before it is removed with its files, measured from the first reconciliation that
+    /// missed it.
+    pub orphan_grace: Duration,
+    /// Least time between two reconciliations against the server's desired state.
+    pub reconcile_interval: Duration,
+    /// How long after a command on an agent the reconciler leaves that agent alone, so a
+    /// desired state computed before the command's ack reached the server does not undo it.
+    pub settle: Duration,
+    /// Test hook for crash-recovery tests: a deploy that durably records this stage then
+    /// stops making progress, as if the daemon had been killed there. `None` in
+    /// production.
+    pub halt_after_stage: Option<DeployStage>,
+    /// The gateway ports of two agents are at least this far apart (1 for containers, more
+    /// for plain processes, whose gateway also listens on nearby ports).
+    pub port_spacing: u16,
 }
 
 impl DaemonConfig {
@@ -97,6 +127,11 @@ impl DaemonConfig {
             max_backoff: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
             agent_owner: (1000, 1000),
+            orphan_grace: Duration::from_secs(DEFAULT_ORPHAN_GRACE_SECS),
+            reconcile_interval: Duration::from_secs(DEFAULT_RECONCILE_INTERVAL_SECS),
+            settle: Duration::from_secs(DEFAULT_SETTLE_SECS),
+            halt_after_stage: None,
+            port_spacing: 1,
         }
     }
 
@@ -115,7 +150,7 @@ impl fmt::Display for DaemonConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "server={} key={} data_dir={} ports={}..{} heartbeat={}s health_timeout={}s",
+            "server={} key={} data_dir={} ports={}..{} heartbeat={}s health_timeout={}s orphan_grace={}s",
             self.server_url,
             self.host_key,
             self.data_dir.display(),
@@ -123,6 +158,7 @@ impl fmt::Display for DaemonConfig {
             u32::from(self.port_range_start) + u32::from(self.port_range_len),
             self.heartbeat_interval.as_secs(),
             self.health_timeout.as_secs(),
+            self.orphan_grace.as_secs(),
         )
     }
 }

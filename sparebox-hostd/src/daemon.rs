@@ -1,22 +1,30 @@
 //! The daemon: the heartbeat loop, feeding commands to the per-agent queues.
 
+use sparebox_core::crypto::ReplayGuard;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sparebox_protocol::{HeartbeatRequest, HeartbeatResponse, PROTOCOL_VERSION};
+use std::collections::BTreeMap;
+
+use sparebox_core::placement::{HostPolicy, SlotPlan};
+use sparebox_core::slots::Hardware;
+use sparebox_core::Tier;
+use sparebox_protocol::{HeartbeatRequest, HeartbeatResponse, HostHardware, PROTOCOL_VERSION};
 use sparebox_runtime::Runtime;
 use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::client::{ClientError, HttpServerApi, ServerApi};
 use crate::config::{running_as_root, DaemonConfig};
+use crate::events;
 use crate::executor::Executor;
 use crate::files;
 use crate::hardware;
 use crate::health::{HealthProbe, HttpHealthProbe};
 use crate::journal::{Journal, JournalError};
-use crate::queue::CommandQueue;
+use crate::queue::{CommandQueue, Job};
+use crate::reconcile::Reconciler;
 use crate::report;
 use crate::state::{Admission, SharedState};
 
@@ -48,6 +56,7 @@ pub struct HostDaemon {
     server: Arc<dyn ServerApi>,
     health: Arc<dyn HealthProbe>,
     state: SharedState,
+    replay: Arc<std::sync::Mutex<ReplayGuard>>,
 }
 
 impl std::fmt::Debug for HostDaemon {
@@ -94,7 +103,7 @@ impl HostDaemon {
         server: Arc<dyn ServerApi>,
         health: Arc<dyn HealthProbe>,
     ) -> Result<Self, DaemonError> {
-        files::ensure_dir_chain(&config.data_dir, &[], None)?;
+        prepare_data_dir(&config.data_dir)?;
         let journal = Journal::load(&config.journal_path())?;
         let state = SharedState::new(journal, config.journal_path());
         Ok(Self {
@@ -103,6 +112,7 @@ impl HostDaemon {
             server,
             health,
             state,
+            replay: Arc::new(std::sync::Mutex::new(ReplayGuard::default())),
         })
     }
 
@@ -120,10 +130,29 @@ impl HostDaemon {
         self.log_fingerprint().await;
         let gpu = hardware::probe_gpu().await;
         let queue = CommandQueue::new(Arc::new(self.executor()));
-        let result = self.heartbeat_loop(&queue, gpu, shutdown).await;
+        let reconciler = Reconciler::new(
+            self.runtime.clone(),
+            self.state.clone(),
+            self.config.clone(),
+        );
+        self.start_up(&queue, &reconciler).await;
+        let events = tokio::spawn(events::follow(self.runtime.clone(), self.state.clone()));
+        let result = self
+            .heartbeat_loop(&queue, &reconciler, gpu, shutdown)
+            .await;
+        events.abort();
         queue.shutdown();
         info!("host daemon stopped");
         result
+    }
+
+    /// Adopts containers the journal does not know and resumes commands an earlier daemon
+    /// left unfinished.
+    async fn start_up(&self, queue: &CommandQueue, reconciler: &Reconciler) {
+        reconciler.reconcile(None).await;
+        for interrupted in self.state.in_flight_commands() {
+            queue.submit(Job::Resume(interrupted));
+        }
     }
 
     fn executor(&self) -> Executor {
@@ -134,6 +163,7 @@ impl HostDaemon {
             health: self.health.clone(),
             state: self.state.clone(),
             owner: running_as_root().then_some(self.config.agent_owner),
+            replay: self.replay.clone(),
         }
     }
 
@@ -153,6 +183,7 @@ impl HostDaemon {
     async fn heartbeat_loop(
         &self,
         queue: &CommandQueue,
+        reconciler: &Reconciler,
         gpu: Option<String>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), DaemonError> {
@@ -173,8 +204,11 @@ impl HostDaemon {
                         info!(failures = backoff.failures(), "server reachable again");
                     }
                     backoff.reset();
+                    if self.state.confirm_events(&request.agent_events) {
+                        self.persist().await;
+                    }
                     interval = server_interval(&response, self.config.heartbeat_interval);
-                    self.handle_response(queue, response).await;
+                    self.handle_response(queue, reconciler, response).await;
                     self.next_delay(interval, wait, sent.elapsed())
                 }
                 Err(err @ ClientError::Unauthorized { .. }) => {
@@ -233,6 +267,10 @@ impl HostDaemon {
             .unwrap_or_else(|_| hardware::measure(std::path::Path::new("/"), None));
         let mut command_acks = self.state.pending_acks();
         command_acks.truncate(sparebox_protocol::MAX_REPORTS_PER_HEARTBEAT);
+        let mut agent_events = self.state.pending_events();
+        agent_events.truncate(sparebox_protocol::MAX_REPORTS_PER_HEARTBEAT);
+        let tiers: Vec<Tier> = self.state.agents().iter().map(|r| r.tier).collect();
+        let slots = slot_table(&hardware, tiers);
         HeartbeatRequest {
             protocol_version: PROTOCOL_VERSION,
             daemon_version: DAEMON_VERSION.to_owned(),
@@ -242,17 +280,36 @@ impl HostDaemon {
             command_acks,
             wait_seconds: (!wait.is_zero())
                 .then(|| u32::try_from(wait.as_secs()).unwrap_or(u32::MAX)),
+            agent_events,
+            slots,
         }
     }
 
-    /// Forgets confirmed acks, then queues new commands and re-acks executed ones.
-    async fn handle_response(&self, queue: &CommandQueue, response: HeartbeatResponse) {
+    async fn persist(&self) {
+        if let Err(err) = self.state.persist().await {
+            error!(error = %err, "could not write the journal");
+        }
+    }
+
+    /// Forgets confirmed acks, queues new commands and re-acks executed ones, then
+    /// reconciles against the desired state when the response carries one.
+    ///
+    /// New commands are journalled as in flight before any of them starts, so a daemon
+    /// killed while running one finishes it after a restart.
+    async fn handle_response(
+        &self,
+        queue: &CommandQueue,
+        reconciler: &Reconciler,
+        response: HeartbeatResponse,
+    ) {
         let mut changed = self.state.confirm(&response.confirmed_acks);
+        let mut to_run = Vec::new();
         for command in response.commands {
-            match self.state.admit(command.id) {
+            match self.state.admit(&command) {
                 Admission::Run => {
                     debug!(command.id = %command.id, command.kind = %command.kind, "command received");
-                    queue.submit(command);
+                    to_run.push(command);
+                    changed = true;
                 }
                 Admission::Reacked => {
                     debug!(command.id = %command.id, "command already executed; acking again");
@@ -266,7 +323,53 @@ impl HostDaemon {
                 error!(error = %err, "could not write the journal");
             }
         }
+        for command in to_run {
+            queue.submit(Job::Command(command));
+        }
+        if let Some(desired) = response.desired_agents.as_deref() {
+            if reconciler.take_turn() {
+                let plan = reconciler.reconcile(Some(desired)).await;
+                for (agent, step) in plan.steps {
+                    if self.state.set_converging(agent, true) {
+                        queue.submit(Job::Converge(agent, step));
+                    }
+                }
+            }
+        }
     }
+}
+
+/// Creates the data directory (and its parents) and makes it private. The operator chose
+/// it, so a symlink there is followed (a data directory on another disk is common); what
+/// lies below it is checked by [`files`].
+fn prepare_data_dir(dir: &std::path::Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+    let io_err = |source| {
+        DaemonError::DataDir(files::FilesError::Io {
+            path: dir.to_owned(),
+            source,
+        })
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_err)
+}
+
+/// Free slots per tier on this host, from the measured hardware, the default reserve and
+/// the tiers of the agents it manages (stopped ones keep their allocation). `None` when the
+/// measurement is outside what the slot maths accepts.
+fn slot_table(hardware: &HostHardware, tiers: Vec<Tier>) -> Option<BTreeMap<Tier, u64>> {
+    let measured = Hardware::new(
+        hardware.ram_mb,
+        u64::from(hardware.cpu_cores) * 1000,
+        hardware.disk_gb,
+    );
+    let plan = SlotPlan::new(measured, HostPolicy::all_tiers(), tiers).ok()?;
+    Some(plan.table().iter().collect())
 }
 
 /// The server's wish for the next heartbeat, at most an hour; `0` means no wish, and the
@@ -280,4 +383,4 @@ fn server_interval(response: &HeartbeatResponse, configured: Duration) -> Durati
 
 #[cfg(test)]
 #[path = "daemon_tests.rs"]
-mod tests;
+pub(crate) mod tests;

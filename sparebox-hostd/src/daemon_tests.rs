@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sparebox_core::{AgentId, CommandKind, DeployStage};
 use sparebox_protocol::{AckStatus, HeartbeatRequest, RuntimeStatus};
-use sparebox_runtime::fake::{FakeOp, FakeRuntime};
+use sparebox_runtime::fake::{FakeCall, FakeOp, FakeRuntime};
 
 use super::{DaemonError, HostDaemon};
 use crate::client::ClientError;
@@ -14,14 +14,25 @@ use crate::journal::Journal;
 use crate::testing::{command, config, response, FakeServer, Probe};
 
 /// Runs a daemon over `server` until the server has seen `heartbeats` heartbeats.
-async fn run_until(
+pub(crate) async fn run_until(
     dir: &std::path::Path,
     runtime: Arc<FakeRuntime>,
     server: Arc<FakeServer>,
     health: Arc<dyn HealthProbe>,
     heartbeats: usize,
 ) -> Result<(), DaemonError> {
-    let daemon = HostDaemon::with_parts(config(dir), runtime, server.clone(), health).unwrap();
+    run_with(config(dir), runtime, server, health, heartbeats).await
+}
+
+/// As [`run_until`], with a configuration of the test's own.
+pub(crate) async fn run_with(
+    config: crate::DaemonConfig,
+    runtime: Arc<FakeRuntime>,
+    server: Arc<FakeServer>,
+    health: Arc<dyn HealthProbe>,
+    heartbeats: usize,
+) -> Result<(), DaemonError> {
+    let daemon = HostDaemon::with_parts(config, runtime, server.clone(), health).unwrap();
     let done = {
         let server = server.clone();
         async move {
@@ -220,5 +231,253 @@ async fn restarted_daemon_reacks_from_its_journal() {
     assert_eq!(runtime.count(FakeOp::CreateAndStart), 1);
     let heartbeats = second.heartbeats();
     assert_eq!(heartbeats[0].command_acks[0].id, deploy.id);
-    assert_eq!(heartbeats[0].agent_statuses[0].gateway_port, Some(41000));
+    let created_on = runtime.calls().into_iter().find_map(|call| match call {
+        FakeCall::CreateAndStart(spec) => Some(spec.gateway_port),
+        _ => None,
+    });
+    assert_eq!(heartbeats[0].agent_statuses[0].gateway_port, created_on);
+}
+
+/// Runs a first daemon whose deploy halts after recording `stage` (as if killed there),
+/// then a second one on the same data directory; returns the runtime, the deploy and the
+/// second daemon's heartbeats.
+async fn deploy_interrupted_at(
+    stage: DeployStage,
+) -> (
+    Arc<FakeRuntime>,
+    sparebox_protocol::Command,
+    Vec<HeartbeatRequest>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(FakeRuntime::new());
+    let deploy = command(CommandKind::Deploy, AgentId::new_random());
+    let first = Arc::new(FakeServer::default());
+    first.script(Ok(response(vec![deploy.clone()], Vec::new())));
+    let mut halting = config(dir.path());
+    halting.halt_after_stage = Some(stage);
+    run_with(
+        halting,
+        runtime.clone(),
+        first.clone(),
+        Arc::new(Probe(true)),
+        4,
+    )
+    .await
+    .unwrap();
+    assert!(
+        first.heartbeats().iter().all(|h| h.command_acks.is_empty()),
+        "the first daemon never acked"
+    );
+
+    // The server does not deliver a sent command again: the second daemon gets nothing.
+    let second = Arc::new(FakeServer::default());
+    run_until(
+        dir.path(),
+        runtime.clone(),
+        second.clone(),
+        Arc::new(Probe(true)),
+        4,
+    )
+    .await
+    .unwrap();
+    let journal = Journal::load(&dir.path().join("journal.json")).unwrap();
+    assert!(journal.in_flight.is_empty(), "{:?}", journal.in_flight);
+    (runtime, deploy, second.heartbeats())
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_killed_after_its_container_started_is_finished_by_the_next_daemon() {
+    let (runtime, deploy, heartbeats) = deploy_interrupted_at(DeployStage::HealthCheck).await;
+
+    assert_eq!(
+        runtime.count(FakeOp::CreateAndStart),
+        1,
+        "no second container"
+    );
+    assert_eq!(runtime.containers().len(), 1);
+    let acks: Vec<_> = heartbeats
+        .iter()
+        .flat_map(|h| h.command_acks.iter())
+        .filter(|ack| ack.id == deploy.id)
+        .collect();
+    assert!(!acks.is_empty());
+    assert!(
+        acks.iter().all(|ack| ack.status == AckStatus::Acked),
+        "{acks:?}"
+    );
+    let last = heartbeats.last().unwrap();
+    assert_eq!(last.agent_statuses[0].status, RuntimeStatus::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_killed_while_creating_is_started_by_the_next_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(FakeRuntime::new());
+    let deploy = command(CommandKind::Deploy, AgentId::new_random());
+    let first = Arc::new(FakeServer::default());
+    first.script(Ok(response(vec![deploy.clone()], Vec::new())));
+    let mut halting = config(dir.path());
+    halting.halt_after_stage = Some(DeployStage::HealthCheck);
+    run_with(halting, runtime.clone(), first, Arc::new(Probe(true)), 4)
+        .await
+        .unwrap();
+    // As if the engine had created the container but the daemon died before starting it.
+    runtime.set_state(
+        deploy.agent_id,
+        sparebox_runtime::ContainerState::Created,
+        false,
+    );
+
+    let second = Arc::new(FakeServer::default());
+    run_until(
+        dir.path(),
+        runtime.clone(),
+        second.clone(),
+        Arc::new(Probe(true)),
+        4,
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(runtime.count(FakeOp::CreateAndStart), 1);
+    assert_eq!(runtime.count(FakeOp::Start), 1);
+    let last = second.heartbeats().pop().unwrap();
+    assert_eq!(last.command_acks[0].id, deploy.id);
+    assert_eq!(last.command_acks[0].status, AckStatus::Acked);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_killed_before_its_container_existed_fails_so_the_server_sends_it_again() {
+    let (runtime, deploy, heartbeats) = deploy_interrupted_at(DeployStage::Creating).await;
+
+    assert_eq!(runtime.count(FakeOp::CreateAndStart), 0);
+    let ack = &heartbeats.last().unwrap().command_acks[0];
+    assert_eq!((ack.id, ack.status), (deploy.id, AckStatus::Failed));
+    let error = ack.error.as_deref().unwrap();
+    assert!(
+        error.contains("creating: interrupted by a daemon restart"),
+        "{error}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_interrupted_by_a_restart_runs_again_and_is_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(FakeRuntime::new());
+    let agent = AgentId::new_random();
+    runtime.insert_container(FakeRuntime::running_container(agent, "c".into(), "img"));
+    let stop = command(CommandKind::Stop, agent);
+    let mut journal = Journal::load(&dir.path().join("journal.json")).unwrap();
+    journal
+        .in_flight
+        .push(crate::journal::InFlightCommand::new(&stop));
+    journal.save(&dir.path().join("journal.json")).unwrap();
+
+    let server = Arc::new(FakeServer::default());
+    run_until(
+        dir.path(),
+        runtime.clone(),
+        server.clone(),
+        Arc::new(Probe(true)),
+        3,
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(runtime.count(FakeOp::Stop), 1);
+    let last = server.heartbeats().pop().unwrap();
+    assert_eq!(last.command_acks[0].id, stop.id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn engine_events_are_carried_until_a_heartbeat_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(FakeRuntime::new());
+    let server = Arc::new(FakeServer::default());
+    let agent = AgentId::new_random();
+    server.script(Ok(response(Vec::new(), Vec::new())));
+    server.script(Err(ClientError::Network("connection reset".into())));
+    let emitter = runtime.clone();
+    let watcher = server.clone();
+    tokio::spawn(async move {
+        while watcher.heartbeats().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        emitter.emit(sparebox_runtime::RuntimeEvent {
+            agent,
+            kind: sparebox_runtime::RuntimeEventKind::Died {
+                exit_code: Some(137),
+                oom_killed: true,
+            },
+            at: chrono::Utc::now(),
+        });
+    });
+
+    run_until(
+        dir.path(),
+        runtime,
+        server.clone(),
+        Arc::new(Probe(true)),
+        5,
+    )
+    .await
+    .unwrap();
+
+    let carried: Vec<usize> = server
+        .heartbeats()
+        .iter()
+        .map(|h| h.agent_events.len())
+        .collect();
+    // Sent with the failed heartbeat, again with the next one, then forgotten.
+    assert_eq!(carried[1..], [1, 1, 0, 0], "{carried:?}");
+    let event = &server.heartbeats()[1].agent_events[0];
+    assert_eq!(event.agent_id, agent);
+    assert_eq!(event.kind, sparebox_protocol::AgentEventKind::OomKilled);
+    assert_eq!(event.exit_code, Some(137));
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeat_carries_the_slot_table_minus_running_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(FakeRuntime::new());
+    let server = Arc::new(FakeServer::default());
+    server.script(Ok(response(
+        vec![command(CommandKind::Deploy, AgentId::new_random())],
+        Vec::new(),
+    )));
+
+    run_until(
+        dir.path(),
+        runtime,
+        server.clone(),
+        Arc::new(Probe(true)),
+        4,
+    )
+    .await
+    .unwrap();
+
+    let heartbeats = server.heartbeats();
+    let before = heartbeats[0].slots.clone().expect("a slot table");
+    let after = heartbeats.last().unwrap().slots.clone().unwrap();
+    let hardware = &heartbeats[0].hardware;
+    let plan = sparebox_core::SlotPlan::new(
+        sparebox_core::Hardware::new(
+            hardware.ram_mb,
+            u64::from(hardware.cpu_cores) * 1000,
+            hardware.disk_gb,
+        ),
+        sparebox_core::HostPolicy::all_tiers(),
+        [],
+    );
+    if let Ok(plan) = plan {
+        assert_eq!(
+            before.get(&sparebox_core::Tier::Lite),
+            Some(&plan.slots(sparebox_core::Tier::Lite))
+        );
+    }
+    let standard = sparebox_core::Tier::Standard;
+    assert!(
+        after[&standard] < before[&standard] || before[&standard] == 0,
+        "{before:?} -> {after:?}"
+    );
 }

@@ -1,24 +1,32 @@
 //! Carrying out one command against the runtime, and turning the outcome into an ack.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
+use sparebox_core::crypto::{ReplayGuard, VerifiedBundle};
 use sparebox_core::{AgentId, CommandKind, DeployStage};
-use sparebox_protocol::{AckStatus, Command, CommandAck, DeployBundle};
+use sparebox_protocol::{AckStatus, Command, CommandAck};
 use sparebox_runtime::{AgentSpec, Runtime};
 use tracing::{debug, error, info, warn};
 
 use crate::client::ServerApi;
 use crate::config::DaemonConfig;
-use crate::files::{self, Owner};
+use crate::files::{self, AgentFiles, Owner};
 use crate::health::{wait_healthy, HealthProbe};
-use crate::journal::AgentRecord;
+use crate::journal::{AgentRecord, InFlightCommand};
 use crate::ports;
+use crate::reconcile::Converge;
 use crate::state::{Phase, SharedState};
+
+/// Plain environment every agent gets: no self-update inside an immutable container, and
+/// no mDNS announcements on the host's network. The bundle's secrets come on top.
+pub const AGENT_ENV: [(&str, &str); 2] = [
+    ("OPENCLAW_NO_AUTO_UPDATE", "1"),
+    ("OPENCLAW_DISABLE_BONJOUR", "1"),
+];
 
 /// Why a command failed: the command, the agent, the deploy stage when there is one, and
 /// the cause. Displays as `deploy agent <id>: health_check: <cause>`.
@@ -54,6 +62,8 @@ pub(crate) struct Executor {
     pub health: Arc<dyn HealthProbe>,
     pub state: SharedState,
     pub owner: Owner,
+    /// Commands whose bundles were already accepted, so a replayed bundle is refused.
+    pub replay: Arc<std::sync::Mutex<ReplayGuard>>,
 }
 
 impl fmt::Debug for Executor {
@@ -107,12 +117,112 @@ impl Executor {
             CommandKind::Restart => self.restart(agent).await,
             CommandKind::Undeploy => self.undeploy(agent).await,
         };
+        self.conclude(command, outcome)
+    }
+
+    /// Finishes a command an earlier daemon started and did not ack; see
+    /// [`InFlightCommand`]. Commands without a bundle run again (they are idempotent). A
+    /// deploy or update whose container was created is finished from that container; one
+    /// interrupted earlier fails, because its bundle cannot be opened again without the
+    /// session key, which was never written down.
+    pub async fn resume(&self, interrupted: InFlightCommand) {
+        let command = interrupted.command();
+        info!(command.id = %command.id, agent.id = %command.agent_id, command.kind = %command.kind,
+              deploy.stage = ?interrupted.stage, "resuming a command interrupted by a restart");
+        if !command.kind.needs_bundle() {
+            return self.run_command(command).await;
+        }
+        let outcome = self.finish_interrupted_deploy(&interrupted).await;
+        let ack = self.conclude(&command, outcome);
+        self.state.finish(ack);
+        if let Err(err) = self.state.persist().await {
+            error!(error = %err, "could not write the journal; the ack is kept in memory");
+        }
+    }
+
+    async fn finish_interrupted_deploy(
+        &self,
+        interrupted: &InFlightCommand,
+    ) -> Result<(), Failure> {
+        let agent = interrupted.agent_id;
+        let created = interrupted
+            .stage
+            .is_some_and(|stage| stage >= DeployStage::Starting);
+        let container = if created {
+            self.runtime
+                .inspect(agent)
+                .await
+                .map_err(at(DeployStage::Starting))?
+        } else {
+            None
+        };
+        let (Some(container), Some(record)) = (container, self.state.agent(agent)) else {
+            let stage = interrupted.stage.unwrap_or(DeployStage::FetchingConfig);
+            return Err(at(stage)(
+                "interrupted by a daemon restart before the container existed; the deploy must be sent again",
+            ));
+        };
+        self.stage(agent, DeployStage::Starting);
+        if container.state != sparebox_runtime::ContainerState::Running {
+            self.runtime
+                .start(agent)
+                .await
+                .map_err(at(DeployStage::Starting))?;
+        }
+        self.wait_for_health(agent, record.gateway_port).await
+    }
+
+    async fn wait_for_health(&self, agent: AgentId, port: u16) -> Result<(), Failure> {
+        self.stage(agent, DeployStage::HealthCheck);
+        let timeout = self.config.health_timeout;
+        let poll = self.config.health_poll_interval;
+        wait_healthy(self.health.as_ref(), port, timeout, poll)
+            .await
+            .map_err(at(DeployStage::HealthCheck))?;
+        self.stage(agent, DeployStage::Ready);
+        info!(agent.id = %agent, gateway.port = port, "agent ready");
+        Ok(())
+    }
+
+    /// Carries out a step the reconciler decided on, then releases the agent.
+    pub async fn converge(&self, agent: AgentId, step: Converge) {
+        let result = match step {
+            Converge::Start => self.start(agent).await,
+            Converge::Stop => self.stop(agent).await,
+            Converge::Remove => self.undeploy(agent).await,
+        };
+        match result {
+            Ok(()) => info!(agent.id = %agent, step = ?step, "reconciled agent"),
+            Err(failure) => {
+                warn!(agent.id = %agent, step = ?step, error = %failure.message, "reconciling agent failed")
+            }
+        }
+        if let Err(err) = self.state.persist().await {
+            error!(error = %err, "could not write the journal");
+        }
+        self.state.set_converging(agent, false);
+    }
+
+    /// Durably records that `command` reached `stage`, so a restarted daemon knows where
+    /// it stopped; then stops here for good if the configuration's test hook says so.
+    async fn checkpoint(&self, command: &Command, stage: DeployStage) -> Result<(), Failure> {
+        self.state.record_stage(command.id, stage);
+        self.state.persist().await.map_err(at(stage))?;
+        if self.config.halt_after_stage == Some(stage) {
+            warn!(command.id = %command.id, deploy.stage = %stage, "halting here (test hook)");
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+
+    fn conclude(&self, command: &Command, outcome: Result<(), Failure>) -> CommandAck {
+        let agent = command.agent_id;
         match outcome {
             Ok(()) => {
                 if command.kind != CommandKind::Undeploy {
                     self.state.set_phase(agent, None);
                 }
-                info!(command.id = %command.id, agent.id = %agent, command.kind = %command.kind, "command done");
+                debug!(command.id = %command.id, agent.id = %agent, command.kind = %command.kind, "command done");
                 CommandAck {
                     id: command.id,
                     status: AckStatus::Acked,
@@ -174,36 +284,30 @@ impl Executor {
             .map_err(pulling)?;
 
         self.stage(agent, DeployStage::Creating);
+        for file in &bundle.workspace_files {
+            files::check_workspace_path(&file.path).map_err(at(DeployStage::Creating))?;
+        }
         let port = self
             .claim_port(agent, existing.map(|r| r.gateway_port), &bundle)
             .await?;
-        let creating = at(DeployStage::Creating);
-        if self
-            .runtime
-            .inspect(agent)
-            .await
-            .map_err(at(DeployStage::Creating))?
-            .is_some()
-        {
-            info!(agent.id = %agent, "replacing the agent's existing container");
-            self.runtime
-                .remove(agent)
-                .await
-                .map_err(at(DeployStage::Creating))?;
-        }
         let state_dir = self.agent_dir(agent).join("state");
-        self.write_files(state_dir.clone(), bundle.clone())
+        self.checkpoint(command, DeployStage::Creating).await?;
+        self.remove_container_then_write(agent, &state_dir, &bundle)
             .await
-            .map_err(creating)?;
+            .map_err(at(DeployStage::Creating))?;
 
         self.stage(agent, DeployStage::Starting);
+        self.checkpoint(command, DeployStage::Starting).await?;
         let spec = AgentSpec {
             agent,
             tier: bundle.tier,
             image: bundle.image.clone(),
             gateway_port: port,
             state_dir,
-            env: BTreeMap::new(),
+            env: AGENT_ENV
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             secret_env: bundle.secrets.clone(),
         };
         drop(bundle);
@@ -214,37 +318,34 @@ impl Executor {
             .map_err(at(DeployStage::Starting))?;
         drop(spec);
         debug!(agent.id = %agent, container.id = %container.container_id, "container started");
-
-        self.stage(agent, DeployStage::HealthCheck);
-        let timeout = self.config.health_timeout;
-        let poll = self.config.health_poll_interval;
-        wait_healthy(self.health.as_ref(), port, timeout, poll)
-            .await
-            .map_err(at(DeployStage::HealthCheck))?;
-
-        self.stage(agent, DeployStage::Ready);
-        info!(agent.id = %agent, gateway.port = port, "agent ready");
-        Ok(())
+        self.checkpoint(command, DeployStage::HealthCheck).await?;
+        self.wait_for_health(agent, port).await
     }
 
-    /// Fetches and checks the bundle: it must be for this agent and command, and not
-    /// expired by the host's clock.
-    async fn fetch_bundle(&self, command: &Command) -> Result<DeployBundle, Failure> {
-        let fetching = at(DeployStage::FetchingConfig);
+    /// Fetches the bundle and checks it before anything in it is used: signed with the
+    /// command's session key, for this agent and command, within its validity window by
+    /// the host's clock, and not accepted before. Only then are its secrets opened.
+    async fn fetch_bundle(&self, command: &Command) -> Result<VerifiedBundle, Failure> {
+        let Some(key) = command.session_key.as_ref() else {
+            return Err(at(DeployStage::FetchingConfig)(
+                "the command carries no session key",
+            ));
+        };
         let bundle = self
             .server
             .deploy_bundle(command.agent_id, command.id)
             .await
-            .map_err(fetching)?;
-        if bundle.agent_id != command.agent_id || bundle.command_id != command.id {
-            let message = "bundle is for another agent or command";
-            return Err(at(DeployStage::FetchingConfig)(message));
-        }
-        if bundle.expires_at <= Utc::now() {
-            let message = format!("bundle expired at {}", bundle.expires_at);
-            return Err(at(DeployStage::FetchingConfig)(message));
-        }
-        Ok(bundle)
+            .map_err(at(DeployStage::FetchingConfig))?;
+        let now = Utc::now();
+        let verified = bundle
+            .verify(key, command.agent_id, command.id, now)
+            .map_err(at(DeployStage::FetchingConfig))?;
+        self.replay
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .admit(verified.command_id, verified.expires_at, now)
+            .map_err(at(DeployStage::FetchingConfig))?;
+        Ok(verified)
     }
 
     /// The agent's port (kept when it has one, else a free one), recorded durably before
@@ -253,13 +354,19 @@ impl Executor {
         &self,
         agent: AgentId,
         current: Option<u16>,
-        bundle: &DeployBundle,
+        bundle: &VerifiedBundle,
     ) -> Result<u16, Failure> {
         let start = self.config.port_range_start;
         let len = self.config.port_range_len;
         let port = match current {
             Some(port) => port,
-            None => ports::allocate(start, len, &self.state.assigned_ports()).ok_or_else(|| {
+            None => ports::allocate(
+                start,
+                len,
+                self.config.port_spacing,
+                &self.state.assigned_ports(),
+            )
+            .ok_or_else(|| {
                 at(DeployStage::Creating)(format!(
                     "no free gateway port from {start} to {}",
                     u32::from(start) + u32::from(len) - 1
@@ -279,9 +386,33 @@ impl Executor {
         Ok(port)
     }
 
-    async fn write_files(&self, state_dir: PathBuf, bundle: DeployBundle) -> Result<(), String> {
+    /// Removes the agent's container if it has one, then writes its files: nothing runs
+    /// in the directory while it is written.
+    async fn remove_container_then_write(
+        &self,
+        agent: AgentId,
+        state_dir: &Path,
+        bundle: &VerifiedBundle,
+    ) -> Result<(), String> {
+        let existing = self
+            .runtime
+            .inspect(agent)
+            .await
+            .map_err(|e| e.to_string())?;
+        if existing.is_some() {
+            info!(agent.id = %agent, "replacing the agent's existing container");
+            self.runtime
+                .remove(agent)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        self.write_files(state_dir.to_owned(), AgentFiles::from_bundle(bundle))
+            .await
+    }
+
+    async fn write_files(&self, state_dir: PathBuf, files: AgentFiles) -> Result<(), String> {
         let owner = self.owner;
-        tokio::task::spawn_blocking(move || files::write_agent_files(&state_dir, &bundle, owner))
+        tokio::task::spawn_blocking(move || files::write_agent_files(&state_dir, &files, owner))
             .await
             .map_err(|err| err.to_string())?
             .map_err(|err| err.to_string())

@@ -1,6 +1,6 @@
 use std::fs;
 
-use sparebox_core::{AgentId, CommandKind};
+use sparebox_core::{AgentId, CommandId, CommandKind};
 use sparebox_protocol::{AckStatus, RuntimeStatus};
 use sparebox_runtime::fake::{FakeCall, FakeOp};
 use sparebox_runtime::ContainerState;
@@ -29,7 +29,7 @@ async fn deploy_happy_path_acks_and_reports_running() {
     let FakeCall::CreateAndStart(spec) = &calls[1] else {
         panic!("expected a create, got {calls:?}");
     };
-    assert_eq!(spec.gateway_port, 41000);
+    assert_eq!(spec.gateway_port, harness.first_port());
     assert_eq!(spec.secret_env["ANTHROPIC_API_KEY"].expose(), "sk-ant-test");
     assert_eq!(spec.state_dir, harness.state_dir(agent));
     let soul = harness.state_dir(agent).join("workspace/SOUL.md");
@@ -39,7 +39,7 @@ async fn deploy_happy_path_acks_and_reports_running() {
     let reports = agent_reports(harness.runtime.as_ref(), &harness.executor.state).await;
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].status, RuntimeStatus::Running);
-    assert_eq!(reports[0].gateway_port, Some(41000));
+    assert_eq!(reports[0].gateway_port, Some(harness.first_port()));
     assert!(reports[0].container_id.is_some());
     assert_eq!(reports[0].ram_limit_mb, Some(2048));
 }
@@ -109,8 +109,48 @@ async fn expired_bundle_is_refused() {
 
     let error = deploy(&harness, AgentId::new_random()).await.error.unwrap();
 
-    assert!(error.contains("fetching_config: bundle expired"), "{error}");
+    assert!(
+        error.contains("fetching_config: bundle for command"),
+        "{error}"
+    );
+    assert!(error.contains("expired at"), "{error}");
     assert!(harness.runtime.mutations().is_empty());
+}
+
+#[tokio::test]
+async fn bundle_that_fails_its_signature_is_refused_before_anything_runs() {
+    let harness = Harness::new(FakeServer::default(), true);
+    let agent = AgentId::new_random();
+    let mut deploy_command = command(CommandKind::Deploy, agent);
+    // A key that is not the one the bundle was sealed with: as if the bundle had been
+    // altered in transit or served for another command.
+    deploy_command.session_key = Some(crate::testing::session_key(CommandId::new_random()));
+
+    let ack = harness.executor.execute(&deploy_command).await;
+
+    let error = ack.error.unwrap();
+    assert!(error.contains("fetching_config"), "{error}");
+    assert!(error.contains("signature"), "{error}");
+    assert!(!error.contains("sk-ant-test"), "{error}");
+    assert!(harness.runtime.mutations().is_empty());
+}
+
+#[tokio::test]
+async fn replayed_bundle_is_refused() {
+    let harness = Harness::new(FakeServer::default(), true);
+    let agent = AgentId::new_random();
+    let deploy_command = command(CommandKind::Deploy, agent);
+    let first = harness.executor.execute(&deploy_command).await;
+    assert_eq!(first.status, AckStatus::Acked, "{:?}", first.error);
+    let mutations = harness.runtime.mutations().len();
+
+    // The same command's bundle a second time, bypassing the journal's executed-command
+    // check, is refused by the replay guard.
+    let again = harness.executor.execute(&deploy_command).await;
+
+    let error = again.error.unwrap();
+    assert!(error.contains("already"), "{error}");
+    assert_eq!(harness.runtime.mutations().len(), mutations);
 }
 
 #[tokio::test]
@@ -180,7 +220,7 @@ async fn update_config_recreates_the_container_on_the_same_port() {
             _ => None,
         })
         .collect();
-    assert_eq!(creates, [41000, 41000]);
+    assert_eq!(creates, [harness.first_port(), harness.first_port()]);
     assert_eq!(harness.runtime.count(FakeOp::Remove), 1);
     assert_ne!(
         harness.runtime.container(agent).unwrap().container_id,
@@ -270,4 +310,30 @@ async fn second_agent_gets_the_next_port() {
     let mut ports = harness.executor.state.assigned_ports().into_iter();
     let first = ports.next().unwrap();
     assert!(ports.next().unwrap() > first);
+}
+
+#[tokio::test]
+async fn update_with_a_bad_path_leaves_the_running_agent_alone() {
+    let harness = Harness::new(FakeServer::default(), true);
+    let agent = AgentId::new_random();
+    deploy(&harness, agent).await;
+    let running = harness.runtime.container(agent).unwrap().container_id;
+    *harness.server.files.lock().unwrap() = vec![sparebox_protocol::WorkspaceFile {
+        path: "/etc/cron.d/evil".into(),
+        content: "x".into(),
+    }];
+
+    let update = command(CommandKind::UpdateConfig, agent);
+    let ack = harness.executor.execute(&update).await;
+
+    let error = ack.error.unwrap();
+    assert!(
+        error.starts_with(&format!("update_config agent {agent}: creating: ")),
+        "{error}"
+    );
+    assert_eq!(harness.runtime.count(FakeOp::Remove), 0);
+    assert_eq!(
+        harness.runtime.container(agent).unwrap().container_id,
+        running
+    );
 }

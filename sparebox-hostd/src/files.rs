@@ -16,7 +16,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use sparebox_protocol::{DeployBundle, WorkspaceFile};
+use sparebox_core::crypto::VerifiedBundle;
+use sparebox_protocol::WorkspaceFile;
 
 /// The longest workspace path accepted, in bytes.
 pub const MAX_WORKSPACE_PATH: usize = 512;
@@ -91,7 +92,26 @@ pub fn check_workspace_path(path: &str) -> Result<(), FilesError> {
     Ok(())
 }
 
-/// Writes the bundle's `openclaw.json` and workspace files under `state_dir`, creating the
+/// The files of one agent: a bundle without its secrets, which never touch the disk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentFiles {
+    /// Content of `openclaw.json`.
+    pub openclaw_config: serde_json::Value,
+    /// Workspace files, paths relative to `workspace/`.
+    pub workspace_files: Vec<WorkspaceFile>,
+}
+
+impl AgentFiles {
+    /// The files of a verified bundle.
+    pub fn from_bundle(bundle: &VerifiedBundle) -> Self {
+        Self {
+            openclaw_config: bundle.openclaw_config.clone(),
+            workspace_files: bundle.workspace_files.clone(),
+        }
+    }
+}
+
+/// Writes `openclaw.json` and the workspace files under `state_dir`, creating the
 /// directories as needed. Every workspace path is checked before anything is written.
 ///
 /// # Errors
@@ -100,7 +120,7 @@ pub fn check_workspace_path(path: &str) -> Result<(), FilesError> {
 /// I/O failure. Files written before an I/O failure stay written.
 pub fn write_agent_files(
     state_dir: &Path,
-    bundle: &DeployBundle,
+    bundle: &AgentFiles,
     owner: Owner,
 ) -> Result<(), FilesError> {
     for file in &bundle.workspace_files {
@@ -220,19 +240,10 @@ fn write_file(path: &Path, bytes: &[u8], owner: Owner) -> Result<(), FilesError>
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use chrono::Utc;
-    use sparebox_core::{AgentId, CommandId, Tier};
-
     use super::*;
 
-    fn bundle(files: &[(&str, &str)]) -> DeployBundle {
-        DeployBundle {
-            agent_id: AgentId::new_random(),
-            command_id: CommandId::new_random(),
-            tier: Tier::Standard,
-            image: "openclaw:test".to_owned(),
+    fn bundle(files: &[(&str, &str)]) -> AgentFiles {
+        AgentFiles {
             openclaw_config: serde_json::json!({"gateway": {"mode": "local"}}),
             workspace_files: files
                 .iter()
@@ -241,9 +252,6 @@ mod tests {
                     content: (*content).to_owned(),
                 })
                 .collect(),
-            secrets: BTreeMap::new(),
-            issued_at: Utc::now(),
-            expires_at: Utc::now(),
         }
     }
 

@@ -11,9 +11,10 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sparebox_core::{AgentId, Tier};
-use sparebox_protocol::CommandAck;
+use sparebox_core::{AgentId, CommandId, CommandKind, DeployStage, Tier};
+use sparebox_protocol::{AgentEventReport, Command, CommandAck};
 
 /// The journal format version written by this daemon.
 pub const JOURNAL_VERSION: u32 = 1;
@@ -59,6 +60,57 @@ pub struct AgentRecord {
     pub stopped: bool,
 }
 
+/// A command the daemon started but has not finished, so a daemon killed in the middle
+/// finishes it after a restart: the server does not deliver a `sent` command again.
+///
+/// The command's session key is deliberately not kept: it opens the deploy bundle's
+/// secrets, which never touch the disk. A deploy interrupted once its container exists is
+/// finished without the bundle (start the container, wait for health, ack); one
+/// interrupted earlier is acked as failed, and the server sends a new deploy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InFlightCommand {
+    /// The command.
+    pub id: CommandId,
+    /// The agent it applies to.
+    pub agent_id: AgentId,
+    /// What it does.
+    pub kind: CommandKind,
+    /// The agent's tier as the command gave it.
+    pub tier: Tier,
+    /// When the platform queued it.
+    pub created_at: DateTime<Utc>,
+    /// For deploys and configuration updates: the last stage recorded durably.
+    #[serde(default)]
+    pub stage: Option<DeployStage>,
+}
+
+impl InFlightCommand {
+    /// The record of `command` before any of it has run.
+    pub fn new(command: &Command) -> Self {
+        Self {
+            id: command.id,
+            agent_id: command.agent_id,
+            kind: command.kind,
+            tier: command.tier,
+            created_at: command.created_at,
+            stage: None,
+        }
+    }
+
+    /// The command again, without its session key.
+    pub fn command(&self) -> Command {
+        Command {
+            id: self.id,
+            agent_id: self.agent_id,
+            kind: self.kind,
+            tier: self.tier,
+            created_at: self.created_at,
+            session_key: None,
+        }
+    }
+}
+
 /// The persisted part of the daemon's state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -74,7 +126,18 @@ pub struct Journal {
     /// Acks sent (or to be sent) but not yet confirmed by the server.
     #[serde(default)]
     pub pending_acks: Vec<CommandAck>,
+    /// Commands started and not finished; see [`InFlightCommand`].
+    #[serde(default)]
+    pub in_flight: Vec<InFlightCommand>,
+    /// Engine events not yet delivered in a heartbeat the server answered, oldest first,
+    /// at most [`EVENTS_CAPACITY`].
+    #[serde(default)]
+    pub pending_events: Vec<AgentEventReport>,
 }
+
+/// How many undelivered engine events are kept; the oldest are dropped first while the
+/// server is unreachable.
+pub const EVENTS_CAPACITY: usize = 256;
 
 impl Journal {
     /// Reads the journal at `path`; a missing file is an empty journal.
@@ -181,6 +244,8 @@ mod tests {
             }],
             executed: VecDeque::from([ack.clone()]),
             pending_acks: vec![ack],
+            in_flight: Vec::new(),
+            pending_events: Vec::new(),
         };
         journal.save(&path).unwrap();
         journal.save(&path).unwrap();

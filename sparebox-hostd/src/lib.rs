@@ -15,6 +15,7 @@
 //! | [`files`] | writing `openclaw.json` and workspace files without leaving the agent's directory |
 //! | [`health`] | the agent's `/healthz` probe |
 //! | [`hardware`] | measuring the host |
+//! | [`logging`] | the log filter that keeps secrets out of the logs |
 //!
 //! Only the Docker runtime is wired into the binary for now; Podman and the plain-process
 //! profile mode are planned behind the same trait. Reconciliation against the server's
@@ -42,14 +43,18 @@ mod backoff;
 pub mod client;
 pub mod config;
 mod daemon;
+mod events;
 mod executor;
 pub mod files;
 pub mod hardware;
 pub mod health;
 pub mod journal;
+pub mod logging;
 mod ports;
 mod queue;
+mod reconcile;
 mod report;
+pub mod setup;
 mod state;
 #[cfg(test)]
 mod testing;
@@ -57,5 +62,5 @@ mod testing;
 pub use client::{ClientError, HttpServerApi, ServerApi};
 pub use config::DaemonConfig;
 pub use daemon::{DaemonError, HostDaemon, DAEMON_VERSION};
-pub use executor::CommandError;
+pub use executor::{CommandError, AGENT_ENV};
 pub use health::{HealthProbe, HttpHealthProbe};

@@ -13,8 +13,31 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::executor::Executor;
+use crate::journal::InFlightCommand;
+use crate::reconcile::Converge;
 
-type Workers = HashMap<AgentId, mpsc::UnboundedSender<Command>>;
+/// One piece of work on an agent.
+#[derive(Debug)]
+pub(crate) enum Job {
+    /// A command the server delivered.
+    Command(Command),
+    /// A command a previous daemon started and did not finish.
+    Resume(InFlightCommand),
+    /// A step the reconciler decided on.
+    Converge(AgentId, Converge),
+}
+
+impl Job {
+    fn agent(&self) -> AgentId {
+        match self {
+            Job::Command(command) => command.agent_id,
+            Job::Resume(command) => command.agent_id,
+            Job::Converge(agent, _) => *agent,
+        }
+    }
+}
+
+type Workers = HashMap<AgentId, mpsc::UnboundedSender<Job>>;
 
 /// Per-agent command queues over one [`Executor`].
 #[derive(Debug)]
@@ -39,9 +62,10 @@ impl CommandQueue {
         }
     }
 
-    /// Queues `command` behind the agent's earlier commands.
-    pub fn submit(&self, command: Command) {
-        let agent = command.agent_id;
+    /// Queues `job` behind the agent's earlier ones.
+    pub fn submit(&self, job: Job) {
+        let agent = job.agent();
+        let command = job;
         let mut workers = lock(&self.workers);
         let command = match workers.get(&agent) {
             Some(sender) => match sender.send(command) {
@@ -70,7 +94,7 @@ impl CommandQueue {
 
 async fn work(
     agent: AgentId,
-    mut receiver: mpsc::UnboundedReceiver<Command>,
+    mut receiver: mpsc::UnboundedReceiver<Job>,
     executor: Arc<Executor>,
     workers: Arc<Mutex<Workers>>,
 ) {
@@ -88,6 +112,10 @@ async fn work(
                 }
             }
         };
-        executor.run_command(next).await;
+        match next {
+            Job::Command(command) => executor.run_command(command).await,
+            Job::Resume(command) => executor.resume(command).await,
+            Job::Converge(agent, step) => executor.converge(agent, step).await,
+        }
     }
 }

@@ -22,32 +22,48 @@ pub async fn agent_reports(runtime: &dyn Runtime, state: &SharedState) -> Vec<Ag
         .map(|record| (record.agent_id, record))
         .collect();
     let phases = state.phases();
-    let mut agents: Vec<AgentId> = records.keys().chain(phases.keys()).copied().collect();
+    let missing = state.missing();
+    let mut agents: Vec<AgentId> = records
+        .keys()
+        .chain(phases.keys())
+        .chain(missing.iter())
+        .copied()
+        .collect();
     agents.sort();
     agents.dedup();
     agents.truncate(MAX_REPORTS_PER_HEARTBEAT);
 
-    let mut reports = Vec::with_capacity(agents.len());
-    for agent in agents {
+    // Stats calls can take a second or more each (the engine samples CPU twice), so the
+    // agents are observed concurrently.
+    let reports = agents.into_iter().map(|agent| {
         let record = records.get(&agent);
-        let report = match phases.get(&agent) {
-            Some(Phase::Deploying(stage)) => {
-                let mut report = AgentStatusReport::new(agent, RuntimeStatus::Deploying);
-                report.deploy_stage = Some(*stage);
-                report.gateway_port = record.map(|r| r.gateway_port);
-                report
-            }
-            Some(Phase::Failed(message)) => {
-                let mut report = observe(runtime, agent, record).await;
-                report.status = RuntimeStatus::Error;
-                report.error = Some(message.clone());
-                report
-            }
-            None => observe(runtime, agent, record).await,
-        };
-        reports.push(report);
+        let phase = phases.get(&agent);
+        report_one(runtime, agent, record, phase)
+    });
+    futures::future::join_all(reports).await
+}
+
+async fn report_one(
+    runtime: &dyn Runtime,
+    agent: AgentId,
+    record: Option<&AgentRecord>,
+    phase: Option<&Phase>,
+) -> AgentStatusReport {
+    match phase {
+        Some(Phase::Deploying(stage)) => {
+            let mut report = AgentStatusReport::new(agent, RuntimeStatus::Deploying);
+            report.deploy_stage = Some(*stage);
+            report.gateway_port = record.map(|r| r.gateway_port);
+            report
+        }
+        Some(Phase::Failed(message)) => {
+            let mut report = observe(runtime, agent, record).await;
+            report.status = RuntimeStatus::Error;
+            report.error = Some(message.clone());
+            report
+        }
+        None => observe(runtime, agent, record).await,
     }
-    reports
 }
 
 /// What the runtime shows of the agent right now.

@@ -1,13 +1,17 @@
 //! The daemon's shared state: managed agents, their transient phase, and acks.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use sparebox_core::{AgentId, CommandId, DeployStage};
-use sparebox_protocol::CommandAck;
+use sparebox_protocol::{AgentEventReport, Command, CommandAck};
+use tokio::time::Instant;
 
-use crate::journal::{AgentRecord, Journal, JournalError, EXECUTED_CAPACITY, JOURNAL_VERSION};
+use crate::journal::{
+    AgentRecord, InFlightCommand, Journal, JournalError, EVENTS_CAPACITY, EXECUTED_CAPACITY,
+    JOURNAL_VERSION,
+};
 
 /// What is happening to an agent right now, beyond what its container shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +37,13 @@ pub enum Admission {
 struct Inner {
     journal: Journal,
     phases: BTreeMap<AgentId, Phase>,
-    in_flight: HashSet<CommandId>,
+    in_flight: HashMap<CommandId, AgentId>,
+    /// Desired agents with neither a record nor a container, reported as missing.
+    missing: BTreeSet<AgentId>,
+    /// When a command on the agent last finished, by the tokio clock.
+    last_command: HashMap<AgentId, Instant>,
+    /// Agents the reconciler has queued work for and not finished.
+    converging: BTreeSet<AgentId>,
 }
 
 /// The state shared by the heartbeat loop and the command workers. Cloning shares it.
@@ -49,13 +59,23 @@ pub struct SharedState {
 
 impl SharedState {
     /// State starting from `journal`, persisted to `path`.
+    ///
+    /// Commands the journal lists as in flight count as queued: the daemon resumes them.
     pub fn new(mut journal: Journal, path: PathBuf) -> Self {
         journal.version = JOURNAL_VERSION;
+        let in_flight = journal
+            .in_flight
+            .iter()
+            .map(|command| (command.id, command.agent_id))
+            .collect();
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 journal,
                 phases: BTreeMap::new(),
-                in_flight: HashSet::new(),
+                in_flight,
+                missing: BTreeSet::new(),
+                last_command: HashMap::new(),
+                converging: BTreeSet::new(),
             })),
             writer: Arc::new(tokio::sync::Mutex::new(())),
             path,
@@ -89,10 +109,13 @@ impl SharedState {
             })
     }
 
-    /// Decides what to do with a command the server delivered.
-    pub fn admit(&self, id: CommandId) -> Admission {
+    /// Decides what to do with a command the server delivered. A command to run is
+    /// recorded as in flight in the journal (written by the caller's next
+    /// [`SharedState::persist`]).
+    pub fn admit(&self, command: &Command) -> Admission {
+        let id = command.id;
         let mut inner = self.lock();
-        if inner.in_flight.contains(&id) {
+        if inner.in_flight.contains_key(&id) {
             return Admission::InFlight;
         }
         let done = inner
@@ -109,7 +132,8 @@ impl SharedState {
                 Admission::Reacked
             }
             None => {
-                inner.in_flight.insert(id);
+                inner.in_flight.insert(id, command.agent_id);
+                inner.journal.in_flight.push(InFlightCommand::new(command));
                 Admission::Run
             }
         }
@@ -118,8 +142,11 @@ impl SharedState {
     /// Records a finished command: remembered as executed, queued for the next heartbeat.
     pub fn finish(&self, ack: CommandAck) {
         let mut inner = self.lock();
-        inner.in_flight.remove(&ack.id);
+        if let Some(agent) = inner.in_flight.remove(&ack.id) {
+            inner.last_command.insert(agent, Instant::now());
+        }
         let journal = &mut inner.journal;
+        journal.in_flight.retain(|command| command.id != ack.id);
         journal.executed.retain(|done| done.id != ack.id);
         journal.executed.push_back(ack.clone());
         while journal.executed.len() > EXECUTED_CAPACITY {
@@ -127,6 +154,52 @@ impl SharedState {
         }
         journal.pending_acks.retain(|pending| pending.id != ack.id);
         journal.pending_acks.push(ack);
+    }
+
+    /// Records that the in-flight command `id` reached `stage` (persisted by the caller).
+    pub fn record_stage(&self, id: CommandId, stage: DeployStage) {
+        let mut inner = self.lock();
+        if let Some(command) = inner.journal.in_flight.iter_mut().find(|c| c.id == id) {
+            command.stage = Some(stage);
+        }
+    }
+
+    /// Commands started and not finished, as the journal has them.
+    pub fn in_flight_commands(&self) -> Vec<InFlightCommand> {
+        self.lock().journal.in_flight.clone()
+    }
+
+    /// Whether a command for `agent` is queued or running, or the reconciler is acting
+    /// on it.
+    pub fn is_agent_busy(&self, agent: AgentId) -> bool {
+        let inner = self.lock();
+        inner.converging.contains(&agent) || inner.in_flight.values().any(|a| *a == agent)
+    }
+
+    /// Marks `agent` as being acted on by the reconciler (`true`) or done (`false`).
+    /// Returns false when it was already marked.
+    pub fn set_converging(&self, agent: AgentId, on: bool) -> bool {
+        let mut inner = self.lock();
+        if on {
+            inner.converging.insert(agent)
+        } else {
+            inner.converging.remove(&agent)
+        }
+    }
+
+    /// When a command on `agent` last finished, if one did since the daemon started.
+    pub fn last_command(&self, agent: AgentId) -> Option<Instant> {
+        self.lock().last_command.get(&agent).copied()
+    }
+
+    /// Replaces the set of desired agents that have neither a record nor a container.
+    pub fn set_missing(&self, missing: BTreeSet<AgentId>) {
+        self.lock().missing = missing;
+    }
+
+    /// Desired agents that have neither a record nor a container.
+    pub fn missing(&self) -> BTreeSet<AgentId> {
+        self.lock().missing.clone()
     }
 
     /// Forgets acks the server confirmed. Returns whether any was forgotten.
@@ -139,6 +212,33 @@ impl SharedState {
             .pending_acks
             .retain(|ack| !confirmed.contains(&ack.id));
         inner.journal.pending_acks.len() != before
+    }
+
+    /// Queues an engine event for the next heartbeats, dropping the oldest beyond
+    /// [`EVENTS_CAPACITY`].
+    pub fn push_event(&self, event: AgentEventReport) {
+        let mut inner = self.lock();
+        let events = &mut inner.journal.pending_events;
+        events.push(event);
+        let excess = events.len().saturating_sub(EVENTS_CAPACITY);
+        events.drain(..excess);
+    }
+
+    /// Engine events not yet delivered.
+    pub fn pending_events(&self) -> Vec<AgentEventReport> {
+        self.lock().journal.pending_events.clone()
+    }
+
+    /// Forgets events a heartbeat the server answered carried. Returns whether any was
+    /// forgotten.
+    pub fn confirm_events(&self, delivered: &[AgentEventReport]) -> bool {
+        let mut inner = self.lock();
+        let before = inner.journal.pending_events.len();
+        inner
+            .journal
+            .pending_events
+            .retain(|event| !delivered.contains(event));
+        inner.journal.pending_events.len() != before
     }
 
     /// Acks not yet confirmed.
@@ -245,25 +345,42 @@ mod tests {
         )
     }
 
+    fn stop_command() -> Command {
+        Command {
+            id: CommandId::new_random(),
+            agent_id: AgentId::new_random(),
+            kind: sparebox_core::CommandKind::Stop,
+            tier: sparebox_core::Tier::Lite,
+            created_at: chrono::Utc::now(),
+            session_key: None,
+        }
+    }
+
     #[test]
     fn executed_command_is_reacked_not_rerun() {
         let state = state();
-        let id = CommandId::new_random();
-        assert_eq!(state.admit(id), Admission::Run);
-        assert_eq!(state.admit(id), Admission::InFlight);
+        let command = stop_command();
+        let id = command.id;
+        assert_eq!(state.admit(&command), Admission::Run);
+        assert_eq!(state.in_flight_commands().len(), 1);
+        assert!(state.is_agent_busy(command.agent_id));
+        assert_eq!(state.admit(&command), Admission::InFlight);
         state.finish(acked(id));
+        assert!(state.in_flight_commands().is_empty());
+        assert!(!state.is_agent_busy(command.agent_id));
         assert!(state.confirm(&[id]));
         assert!(state.pending_acks().is_empty());
-        assert_eq!(state.admit(id), Admission::Reacked);
+        assert_eq!(state.admit(&command), Admission::Reacked);
         assert_eq!(state.pending_acks(), vec![acked(id)]);
     }
 
     #[test]
     fn ack_stays_pending_until_confirmed() {
         let state = state();
-        let (a, b) = (CommandId::new_random(), CommandId::new_random());
-        state.admit(a);
-        state.admit(b);
+        let (a, b) = (stop_command(), stop_command());
+        state.admit(&a);
+        state.admit(&b);
+        let (a, b) = (a.id, b.id);
         state.finish(acked(a));
         state.finish(acked(b));
         assert!(!state.confirm(&[CommandId::new_random()]));
@@ -275,11 +392,11 @@ mod tests {
     #[test]
     fn executed_memory_is_bounded() {
         let state = state();
-        let first = CommandId::new_random();
-        state.finish(acked(first));
+        let first = stop_command();
+        state.finish(acked(first.id));
         for _ in 0..EXECUTED_CAPACITY {
             state.finish(acked(CommandId::new_random()));
         }
-        assert_eq!(state.admit(first), Admission::Run);
+        assert_eq!(state.admit(&first), Admission::Run);
     }
 }

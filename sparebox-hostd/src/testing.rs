@@ -1,15 +1,16 @@
 //! Test doubles shared by the unit tests: a scripted server and a health probe.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use sparebox_core::crypto::BundleDraft;
 use sparebox_core::{AgentId, CommandId, CommandKind, Secret, Tier};
 use sparebox_protocol::{
-    Command, DeployBundle, HeartbeatRequest, HeartbeatResponse, WorkspaceFile,
+    Command, DeployBundle, HeartbeatRequest, HeartbeatResponse, SessionKey, WorkspaceFile,
 };
 use sparebox_runtime::fake::FakeRuntime;
 
@@ -61,6 +62,7 @@ pub fn response(commands: Vec<Command>, confirmed: Vec<CommandId>) -> HeartbeatR
         confirmed_acks: confirmed,
         next_heartbeat_seconds: 60,
         server_time: Utc::now(),
+        desired_agents: None,
     }
 }
 
@@ -88,7 +90,9 @@ impl ServerApi for FakeServer {
         } else {
             chrono::Duration::minutes(5)
         };
-        Ok(DeployBundle {
+        // An expired bundle is one issued long enough ago that it ran out.
+        let issued_at = Utc::now() + expires_in - chrono::Duration::minutes(5);
+        let draft = BundleDraft {
             agent_id: agent,
             command_id: command,
             tier: Tier::Standard,
@@ -96,9 +100,12 @@ impl ServerApi for FakeServer {
             openclaw_config: serde_json::json!({"gateway": {"mode": "local"}}),
             workspace_files: self.files.lock().unwrap().clone(),
             secrets: BTreeMap::from([("ANTHROPIC_API_KEY".to_owned(), Secret::new("sk-ant-test"))]),
-            issued_at: Utc::now(),
-            expires_at: Utc::now() + expires_in,
-        })
+            issued_at,
+            expires_at: issued_at + chrono::Duration::minutes(5),
+        };
+        Ok(draft
+            .seal(&session_key(command))
+            .expect("a small bundle seals"))
     }
 }
 
@@ -116,13 +123,21 @@ impl HealthProbe for Probe {
     }
 }
 
+/// The session key the fake server uses for `command`: derived from the id, the way a
+/// real server derives it from its own key.
+pub fn session_key(command: CommandId) -> SessionKey {
+    SessionKey::from_bytes(*command.0.as_bytes().repeat(2).first_chunk::<32>().unwrap())
+}
+
 pub fn command(kind: CommandKind, agent: AgentId) -> Command {
+    let id = CommandId::new_random();
     Command {
-        id: CommandId::new_random(),
+        id,
         agent_id: agent,
         kind,
         tier: Tier::Standard,
         created_at: Utc::now(),
+        session_key: kind.needs_bundle().then(|| session_key(id)),
     }
 }
 
@@ -133,8 +148,11 @@ pub fn config(data_dir: &std::path::Path) -> DaemonConfig {
         data_dir.to_owned(),
     );
     // Far from the default range and from ephemeral ports, to avoid clashing with a real
-    // daemon on the machine running the tests.
-    config.port_range_start = 41000;
+    // daemon on the machine running the tests; a range of its own for each test, so tests
+    // running at the same time never see each other's port checks.
+    static NEXT_RANGE: AtomicU16 = AtomicU16::new(0);
+    let range = NEXT_RANGE.fetch_add(1, Ordering::SeqCst) % 200;
+    config.port_range_start = 41000 + range * 10;
     config.health_timeout = Duration::from_secs(30);
     config
 }
@@ -160,6 +178,7 @@ impl Harness {
             health: Arc::new(Probe(healthy)),
             state,
             owner: None,
+            replay: Default::default(),
         };
         Self {
             dir,
@@ -167,6 +186,10 @@ impl Harness {
             server,
             executor,
         }
+    }
+
+    pub fn first_port(&self) -> u16 {
+        self.executor.config.port_range_start
     }
 
     pub fn state_dir(&self, agent: AgentId) -> std::path::PathBuf {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sparebox_core::Secret;
 use sparebox_hostd::{DaemonConfig, HostDaemon};
 use sparebox_runtime::docker::DockerRuntime;
-use sparebox_server::{MasterKey, Platform, PlatformConfig};
+use sparebox_server::{EncryptionKey, Keyring, Platform, PlatformConfig};
 use sparebox_store::sqlite::SqliteStore;
 
 const IMAGE: &str = "sparebox-agent-test:local";
@@ -84,7 +84,7 @@ async fn start_server(dir: &std::path::Path) -> String {
             heartbeat_interval: Duration::from_secs(1),
             ..PlatformConfig::default()
         },
-        MasterKey::generate(),
+        Keyring::new(EncryptionKey::generate()),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -123,8 +123,12 @@ async fn standard_agent_runs_in_a_real_container_through_its_whole_life() {
     let base = start_server(dir.path()).await;
     let client = reqwest::Client::new();
     let account: Value = client
-        .post(format!("{base}/api/v1/accounts"))
-        .json(&json!({ "name": "e2e" }))
+        .post(format!("{base}/api/v1/users"))
+        .json(&json!({
+            "email": "e2e@example.com",
+            "password": "correct horse battery staple",
+            "roles": ["host_owner", "deployer"]
+        }))
         .send()
         .await
         .unwrap()
@@ -133,7 +137,7 @@ async fn standard_agent_runs_in_a_real_container_through_its_whole_life() {
         .unwrap();
     let api = Api {
         base: base.clone(),
-        token: account["token"].as_str().unwrap().to_owned(),
+        token: account["apiToken"].as_str().unwrap().to_owned(),
         client: client.clone(),
     };
     let host = api

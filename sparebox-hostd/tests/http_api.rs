@@ -12,13 +12,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
+use sparebox_core::crypto::BundleDraft;
 use sparebox_core::{AgentId, CommandId, CommandKind, Secret, Tier};
 use sparebox_hostd::{
     DaemonConfig, DaemonError, HealthProbe, HostDaemon, HttpServerApi, ServerApi,
 };
 use sparebox_protocol::{
     AckStatus, Command, DeployBundle, HeartbeatRequest, HeartbeatResponse, RuntimeStatus,
-    WorkspaceFile,
+    SessionKey, WorkspaceFile,
 };
 use sparebox_runtime::fake::FakeRuntime;
 use tokio::sync::Notify;
@@ -70,6 +71,7 @@ async fn heartbeat(
         confirmed_acks: confirmed,
         next_heartbeat_seconds: 1,
         server_time: Utc::now(),
+        desired_agents: None,
     })
     .into_response()
 }
@@ -92,7 +94,7 @@ async fn deploy_config(
     let Ok(command_id) = command_id.parse::<CommandId>() else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    Json(DeployBundle {
+    let bundle: DeployBundle = BundleDraft {
         agent_id: agent,
         command_id,
         tier: Tier::Lite,
@@ -105,8 +107,15 @@ async fn deploy_config(
         secrets: BTreeMap::from([("OPENCLAW_GATEWAY_TOKEN".into(), Secret::new("tok"))]),
         issued_at: Utc::now(),
         expires_at: Utc::now() + chrono::Duration::minutes(5),
-    })
-    .into_response()
+    }
+    .seal(&session_key())
+    .unwrap();
+    Json(bundle).into_response()
+}
+
+/// The one key this test server seals every bundle with.
+fn session_key() -> SessionKey {
+    SessionKey::from_bytes([7; 32])
 }
 
 async fn start_server(server: Shared) -> String {
@@ -152,6 +161,7 @@ async fn deploy_over_http_is_acked_confirmed_and_reported_running() {
         kind: CommandKind::Deploy,
         tier: Tier::Lite,
         created_at: Utc::now(),
+        session_key: Some(session_key()),
     };
     server.queued.lock().unwrap().push(deploy.clone());
     let url = start_server(server.clone()).await;

@@ -1,5 +1,7 @@
 //! Heartbeats, commands and acknowledgements.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sparebox_core::lifecycle::HostReport;
@@ -72,6 +74,48 @@ pub struct HeartbeatRequest {
     /// soon as a command for this host is queued.
     #[serde(default)]
     pub wait_seconds: Option<u32>,
+    /// Lifecycle events the container engine reported since the last heartbeat the server
+    /// answered successfully, oldest first. The daemon keeps each event until a heartbeat
+    /// carrying it gets a success answer, so an event may arrive twice after a lost
+    /// answer; `(agentId, kind, at)` identifies it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_events: Vec<AgentEventReport>,
+    /// Free slots per tier as the daemon computes them from the measured hardware and the
+    /// tiers of the agents it runs (with the default reserve and no host policy: the
+    /// server applies the owner's offered tiers and cap on top). Absent from older
+    /// daemons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<BTreeMap<Tier, u64>>,
+}
+
+/// One lifecycle event of an agent's container (or process), as the engine reported it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentEventReport {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// What happened.
+    pub kind: AgentEventKind,
+    /// When the engine says it happened (host clock).
+    pub at: DateTime<Utc>,
+    /// The exit code, for `died`, when the engine knows it.
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+}
+
+/// What happened to an agent's container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentEventKind {
+    /// Started on request (deploy, start, restart).
+    Started,
+    /// Its main process ended, on request or on its own, and not by an out-of-memory kill.
+    Died,
+    /// Killed for exceeding its memory limit (the engine's `OOMKilled` flag or `oom`
+    /// event, never guessed from exit code 137).
+    OomKilled,
+    /// Started again by the engine's restart policy after dying on its own.
+    Restarted,
 }
 
 /// What the daemon sees of one agent's container (or process).
@@ -206,6 +250,10 @@ pub struct Command {
     pub tier: Tier,
     /// When the platform queued it (server clock).
     pub created_at: DateTime<Utc>,
+    /// For deploy and update_config: the one-time key that opens and authenticates this
+    /// command's deploy bundle. Redacted in `Debug`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<crate::SessionKey>,
 }
 
 /// The outcome the daemon reports for a command.
@@ -245,4 +293,35 @@ pub struct HeartbeatResponse {
     pub next_heartbeat_seconds: u32,
     /// The server's clock, for diagnostics only; the daemon never relies on it.
     pub server_time: DateTime<Utc>,
+    /// Every agent the platform wants on this host and in which state, for the daemon to
+    /// reconcile its containers against. `None` when the server does not say (the daemon
+    /// then removes nothing); an agent missing from a `Some` list should not exist here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_agents: Option<Vec<DesiredAgent>>,
+}
+
+/// What the platform wants of one agent on a host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DesiredAgent {
+    /// The agent.
+    pub agent_id: AgentId,
+    /// Its tier.
+    pub tier: Tier,
+    /// Whether it should run.
+    pub state: DesiredState,
+    /// Whether a command for it is still pending or in flight; the daemon leaves such an
+    /// agent alone until the command has been carried out.
+    #[serde(default)]
+    pub command_pending: bool,
+}
+
+/// The state the platform wants an agent in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DesiredState {
+    /// Running: its deployer has not stopped it.
+    Running,
+    /// Stopped by its deployer: it must stay stopped, also across daemon restarts.
+    Stopped,
 }

@@ -12,7 +12,7 @@
 //! | [`HeartbeatResponse`] | server → daemon |
 //! | [`Command`], [`CommandAck`] | inside the two above |
 //! | [`AgentStatusReport`] | daemon → server, one per agent in each heartbeat |
-//! | [`DeployBundle`] | server → daemon, `GET /api/v1/agents/{id}/deploy-config` |
+//! | [`DeployBundle`] | server → daemon, `GET /api/v1/agents/{id}/deploy-config`; sealed and signed under the command's [`SessionKey`] |
 //!
 //! ```no_run
 //! use sparebox_protocol::HeartbeatRequest;
@@ -26,14 +26,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod bundle;
 mod heartbeat;
 
-pub use bundle::{DeployBundle, WorkspaceFile};
 pub use heartbeat::{
-    AckStatus, AgentStatusReport, Command, CommandAck, HeartbeatRequest, HeartbeatResponse,
-    HostHardware, IsolationMode, IsolationReport, RuntimeStatus,
+    AckStatus, AgentEventKind, AgentEventReport, AgentStatusReport, Command, CommandAck, DesiredAgent, DesiredState,
+    HeartbeatRequest, HeartbeatResponse, HostHardware, IsolationMode, IsolationReport,
+    RuntimeStatus,
 };
+/// One workspace file (a relative path and UTF-8 content), in API requests and bundles.
+pub use sparebox_core::crypto::BundleFile as WorkspaceFile;
+/// The one-time key that comes with a deploy or update_config [`Command`].
+pub use sparebox_core::crypto::SessionKey;
+/// The deploy bundle: everything a daemon needs to run one agent, its secrets sealed
+/// under the command's one-time session key and every field signed. Verify it with
+/// [`DeployBundle::verify`] before using anything in it.
+pub use sparebox_core::crypto::SignedBundle as DeployBundle;
 
 /// The protocol version this crate speaks. A server rejects heartbeats with a different
 /// major version with a clear error rather than misreading them.

@@ -31,9 +31,11 @@ use chrono::Utc;
 use sparebox_core::AgentId;
 use sparebox_protocol::{IsolationMode, IsolationReport};
 
+use futures::stream::BoxStream;
+
 use crate::{
     AgentSpec, AgentStats, ContainerInfo, ContainerState, Fingerprint, Runtime, RuntimeError,
-    RuntimeResult,
+    RuntimeEvent, RuntimeResult,
 };
 
 /// One operation of the [`Runtime`] trait, used to choose which call [`FakeRuntime::fail_next`]
@@ -146,6 +148,7 @@ struct FakeState {
 pub struct FakeRuntime {
     isolation: IsolationMode,
     state: Mutex<FakeState>,
+    events: tokio::sync::broadcast::Sender<RuntimeEvent>,
 }
 
 impl Default for FakeRuntime {
@@ -165,7 +168,14 @@ impl FakeRuntime {
         Self {
             isolation,
             state: Mutex::new(FakeState::default()),
+            events: tokio::sync::broadcast::channel(64).0,
         }
+    }
+
+    /// Sends `event` to every stream [`Runtime::events`] has returned and that is still
+    /// open; nobody listening is not an error.
+    pub fn emit(&self, event: RuntimeEvent) {
+        let _ = self.events.send(event);
     }
 
     /// Every call so far, oldest first.
@@ -406,6 +416,22 @@ impl Runtime for FakeRuntime {
             return Err(RuntimeError::Unavailable(message));
         }
         Ok(self.containers())
+    }
+
+    fn events(&self) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
+        let receiver = self.events.subscribe();
+        Box::pin(futures::stream::unfold(
+            receiver,
+            |mut receiver| async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(event) => return Some((Ok(event), receiver)),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        ))
     }
 }
 

@@ -21,8 +21,15 @@ pub struct PlatformConfig {
     pub max_heartbeat_wait: Duration,
     /// Commands not acknowledged within this window expire.
     pub command_expiry: Duration,
-    /// How long a deploy bundle stays valid after it is served.
+    /// How long a deploy bundle stays valid after it is served (at most an hour: a daemon
+    /// refuses longer-lived bundles).
     pub bundle_ttl: Duration,
+    /// How long a browser session lasts from sign-in. The expiry is fixed, not sliding:
+    /// using a session does not extend it, so a stolen cookie stops working on schedule.
+    pub session_ttl: Duration,
+    /// Whether the session cookie carries the `Secure` attribute (browsers then send it
+    /// over HTTPS only). Turn it on whenever the server is reached over HTTPS.
+    pub secure_cookies: bool,
 }
 
 impl Default for PlatformConfig {
@@ -34,6 +41,8 @@ impl Default for PlatformConfig {
             max_heartbeat_wait: Duration::from_secs(30),
             command_expiry: Duration::from_secs(5 * 60),
             bundle_ttl: Duration::from_secs(10 * 60),
+            session_ttl: Duration::from_secs(14 * 24 * 60 * 60),
+            secure_cookies: false,
         }
     }
 }

@@ -83,7 +83,9 @@ impl PlatformError {
 impl From<StoreError> for PlatformError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::NoSlot { .. } => Self::new(ErrorCode::Conflict, err.to_string()),
+            StoreError::NoSlot { .. }
+            | StoreError::NotOffered { .. }
+            | StoreError::HostAtCap { .. } => Self::new(ErrorCode::Conflict, err.to_string()),
             StoreError::NotFound { .. } => Self::new(ErrorCode::NotFound, err.to_string()),
             StoreError::Conflict(_) => Self::new(ErrorCode::Conflict, err.to_string()),
             other => {

@@ -1,4 +1,5 @@
-//! The Sparebox platform: accounts, hosts, agents, the command queue and deploy bundles.
+//! The Sparebox platform: accounts with roles, sessions and API tokens; hosts, agents, the
+//! command queue and deploy bundles.
 //!
 //! The platform logic lives in [`Platform`] and works without HTTP, over any
 //! [`sparebox_store::Store`]. The `http` feature (on by default) adds an axum router in
@@ -13,12 +14,21 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use sparebox_server::{MasterKey, Platform, PlatformConfig};
+//! use sparebox_core::Secret;
+//! use sparebox_server::{Keyring, EncryptionKey, Platform, PlatformConfig, SignUp};
 //! use sparebox_store::sqlite::SqliteStore;
 //!
 //! let store = Arc::new(SqliteStore::open("sparebox.db").await?);
-//! let platform = Platform::new(store, PlatformConfig::default(), MasterKey::generate());
-//! let (account, token) = platform.create_account("alice").await?;
+//! let keyring = Keyring::new(EncryptionKey::from_hex(&std::env::var("SPAREBOX_ENCRYPTION_KEY")?)?);
+//! let platform = Platform::new(store, PlatformConfig::default(), keyring);
+//! let (account, _token, token_value) = platform
+//!     .sign_up(SignUp {
+//!         email: "alice@example.com".into(),
+//!         password: Secret::new("a long passphrase"),
+//!         roles: vec!["deployer".into()],
+//!         name: None,
+//!     })
+//!     .await?;
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
@@ -27,6 +37,7 @@
 mod clock;
 mod config;
 mod error;
+mod passwords;
 mod platform;
 mod secrets;
 mod tokens;
@@ -39,6 +50,11 @@ pub mod http;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{PlatformConfig, DEFAULT_AGENT_IMAGE};
 pub use error::{ErrorCode, PlatformError};
-pub use platform::{AgentRequest, ConfigUpdate, HeartbeatOutcome, Platform, SweepSummary};
-pub use secrets::{MasterKey, ALLOWED_SECRET_NAMES};
-pub use views::{AgentView, HostView};
+pub use platform::{
+    AgentRequest, ConfigUpdate, HeartbeatOutcome, HostFilter, HostSettingsRequest, Platform,
+    RotationReport, SessionStart, SignIn, SignUp, SweepSummary,
+};
+pub use secrets::ALLOWED_SECRET_NAMES;
+pub use sparebox_core::crypto::{EncryptionKey, Keyring};
+pub use sparebox_store::{AccountRecord, ApiTokenRecord, Role};
+pub use views::{AgentView, HostView, HostedAgent, OwnedHostView};

@@ -1,10 +1,11 @@
-//! Bearer tokens for accounts and hosts: random, shown once, stored as SHA-256 hashes.
+//! Bearer tokens for accounts and hosts, session ids and CSRF tokens: random, shown once,
+//! stored as SHA-256 hashes.
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-/// Prefix of account API tokens.
-pub const ACCOUNT_TOKEN_PREFIX: &str = "sbx_acct_";
+/// Prefix of personal API tokens.
+pub const API_TOKEN_PREFIX: &str = "sbx_pat_";
 
 /// Prefix of host keys.
 pub const HOST_KEY_PREFIX: &str = "sbx_host_";
@@ -23,9 +24,19 @@ pub fn hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// The first characters of a token, kept to recognise it in lists.
-pub fn display_prefix(token: &str) -> String {
-    token.chars().take(HOST_KEY_PREFIX.len() + 6).collect()
+/// Random characters kept after a token's prefix to recognise it in lists.
+const SHOWN_CHARS: usize = 6;
+
+/// The first characters of a token (its `prefix` and a few random ones), kept to recognise
+/// it in lists.
+pub fn display_prefix(token: &str, prefix: &str) -> String {
+    token.chars().take(prefix.len() + SHOWN_CHARS).collect()
+}
+
+/// Whether `presented` hashes to `expected`, compared in constant time.
+pub fn matches_hash(presented: &str, expected: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    hash(presented).ct_eq(expected).into()
 }
 
 #[cfg(test)]
@@ -41,5 +52,8 @@ mod tests {
         assert_eq!(a.len(), HOST_KEY_PREFIX.len() + 64);
         assert_eq!(hash(&a), hash(&a.clone()));
         assert_ne!(hash(&a), hash(&b));
+        assert!(matches_hash(&a, &hash(&a)));
+        assert!(!matches_hash(&a, &hash(&b)));
+        assert_eq!(display_prefix(&a, HOST_KEY_PREFIX), a[..15]);
     }
 }

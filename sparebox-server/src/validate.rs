@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sparebox_core::Secret;
+use sparebox_core::{Secret, Tier};
 use sparebox_protocol::WorkspaceFile;
 
 use crate::error::PlatformError;
@@ -29,6 +29,106 @@ pub fn display_name(what: &str, name: &str) -> Result<String, PlatformError> {
         )));
     }
     Ok(name.to_owned())
+}
+
+/// The longest email address, in bytes (RFC 5321's path limit).
+const MAX_EMAIL_BYTES: usize = 254;
+/// The longest local part of an email address, in bytes.
+const MAX_EMAIL_LOCAL_BYTES: usize = 64;
+/// The shortest password, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// The longest password, in characters.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+/// The longest region text, in characters.
+const MAX_REGION_CHARS: usize = 32;
+/// The highest price of a tier, in cents per month.
+pub const MAX_PRICE_CENTS: i64 = 1_000_000;
+/// The highest manual cap on a host's agents.
+pub const MAX_AGENTS_CAP: i64 = 1000;
+
+/// An email address, trimmed and lowercased: one `@`, a non-empty local part of at most 64
+/// bytes, a domain with a dot and no empty labels, no spaces or control characters, at
+/// most 254 bytes. Deliverability is not checked.
+pub fn email(raw: &str) -> Result<String, PlatformError> {
+    let email = raw.trim().to_lowercase();
+    let bad = || {
+        PlatformError::bad_request(format!(
+            "email must look like name@example.com (at most {MAX_EMAIL_BYTES} characters)"
+        ))
+    };
+    if email.len() > MAX_EMAIL_BYTES
+        || email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
+    {
+        return Err(bad());
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return Err(bad());
+    };
+    let domain_ok = domain.contains('.')
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
+        && !domain.contains('@');
+    if local.is_empty() || local.len() > MAX_EMAIL_LOCAL_BYTES || !domain_ok {
+        return Err(bad());
+    }
+    Ok(email)
+}
+
+/// A password of 10 to 1024 characters. The message never repeats the password.
+pub fn password(password: &Secret) -> Result<(), PlatformError> {
+    let chars = password.expose().chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        return Err(PlatformError::bad_request(format!(
+            "password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A tier name from the API.
+pub fn tier(what: &str, name: &str) -> Result<Tier, PlatformError> {
+    name.parse().map_err(|e: sparebox_core::tier::UnknownTier| {
+        PlatformError::bad_request(format!("{what}: {e}"))
+    })
+}
+
+/// A host's region: trimmed, 1 to 32 printable characters.
+pub fn region(region: &str) -> Result<String, PlatformError> {
+    let region = region.trim();
+    if region.is_empty() || region.chars().count() > MAX_REGION_CHARS {
+        return Err(PlatformError::bad_request(format!(
+            "region must be 1 to {MAX_REGION_CHARS} characters"
+        )));
+    }
+    if region.chars().any(char::is_control) {
+        return Err(PlatformError::bad_request(
+            "region must not contain control characters",
+        ));
+    }
+    Ok(region.to_owned())
+}
+
+/// A price in cents per month, 0 to 1,000,000.
+pub fn price(tier: Tier, cents: i64) -> Result<u32, PlatformError> {
+    if !(0..=MAX_PRICE_CENTS).contains(&cents) {
+        return Err(PlatformError::bad_request(format!(
+            "price of the {tier} tier must be 0 to {MAX_PRICE_CENTS} cents per month"
+        )));
+    }
+    Ok(u32::try_from(cents).expect("checked range"))
+}
+
+/// A manual cap on a host's agents, 1 to 1000.
+pub fn max_agents(cap: i64) -> Result<u32, PlatformError> {
+    if !(1..=MAX_AGENTS_CAP).contains(&cap) {
+        return Err(PlatformError::bad_request(format!(
+            "maxAgents must be 1 to {MAX_AGENTS_CAP}"
+        )));
+    }
+    Ok(u32::try_from(cap).expect("checked range"))
 }
 
 /// The deployer's `openclaw.json`: a JSON object that leaves the platform-owned gateway
@@ -153,6 +253,36 @@ mod tests {
         assert_eq!(merged["gateway"]["mode"], "local");
         assert_eq!(merged["gateway"]["port"], 18789);
         assert_eq!(merged["agents"]["x"], 1);
+    }
+
+    #[test]
+    fn emails_are_normalised_and_malformed_ones_refused() {
+        assert_eq!(email("  Alice@Example.COM ").unwrap(), "alice@example.com");
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@example",
+            "alice@@example.com",
+            "al ice@example.com",
+            "alice@example..com",
+            "alice@-example.com",
+            "a<b>@example.com",
+        ] {
+            assert!(email(bad).is_err(), "{bad:?} accepted");
+        }
+        let long = format!("{}@example.com", "a".repeat(65));
+        assert!(email(&long).is_err());
+    }
+
+    #[test]
+    fn password_length_is_counted_in_characters() {
+        assert!(password(&Secret::new("short")).is_err());
+        assert!(password(&Secret::new("ten chars!")).is_ok());
+        assert!(password(&Secret::new("é".repeat(1024))).is_ok());
+        let err = password(&Secret::new("x".repeat(1025))).unwrap_err();
+        assert_eq!(err.message, "password must be 10 to 1024 characters");
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! What the API shows of hosts and agents.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sparebox_core::{AgentId, AgentState, DeployStage, HostId, Reserve, Tier};
+use sparebox_core::{
+    AgentId, AgentState, DeployStage, HostId, HostPolicy, Reserve, SlotPlan, Tier,
+};
 use sparebox_protocol::{AgentStatusReport, HostHardware, IsolationMode, WorkspaceFile};
-use sparebox_store::{AgentRecord, HostRecord};
+use sparebox_store::{AgentRecord, HostRecord, HostSettings};
 
 /// A host as deployers and its owner see it.
 #[derive(Clone, Debug, Serialize)]
@@ -16,59 +18,140 @@ pub struct HostView {
     pub id: HostId,
     /// The owner's name for it.
     pub name: String,
-    /// The first characters of its key.
-    pub key_prefix: String,
+    /// The first characters of its key; shown to its owner only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
     /// Hardware from the latest heartbeat.
     pub hardware: Option<HostHardware>,
     /// Isolation mode from the latest heartbeat.
     pub isolation: Option<IsolationMode>,
+    /// True when the host runs at least one agent and the latest report of every running
+    /// agent says its limits and hardening were verified (see ARCHITECTURE.md, "verified
+    /// isolation"). A host with no running agent has nothing verified yet.
+    pub isolation_verified: bool,
     /// Whether the host has sent a heartbeat recently.
     pub online: bool,
     /// When the latest heartbeat arrived (server clock).
     pub last_heartbeat_at: Option<DateTime<Utc>>,
-    /// Free slots per tier, counting the agents it already holds.
+    /// The tiers the owner offers.
+    pub offered_tiers: BTreeSet<Tier>,
+    /// Free slots per tier, from the agents it already holds, its offered tiers and cap.
     pub free_slots: BTreeMap<Tier, u64>,
+    /// Price per tier in cents per month, where the owner set one.
+    pub prices: BTreeMap<Tier, u32>,
+    /// The owner's cap on agents, if any.
+    pub max_agents: Option<u32>,
+    /// The owner's region text, if any.
+    pub region: Option<String>,
 }
 
 impl HostView {
-    /// Builds the view from a host, the tiers of the agents holding slots on it, and
-    /// whether it is online.
-    pub fn new(host: &HostRecord, occupied: &[Tier], reserve: &Reserve, online: bool) -> Self {
-        let free_slots = Tier::ALL
-            .into_iter()
-            .map(|tier| {
-                let n = host
-                    .hardware
-                    .as_ref()
-                    .map(|hw| free_slots(hw, reserve, occupied, tier))
-                    .unwrap_or(0);
-                (tier, n)
-            })
+    /// Builds the view from a host, the agents assigned to it, the platform's reserve and
+    /// whether it is online; `for_owner` adds what only the owner sees.
+    pub fn new(
+        host: &HostRecord,
+        agents: &[AgentRecord],
+        reserve: &Reserve,
+        online: bool,
+        for_owner: bool,
+    ) -> Self {
+        let holding: Vec<Tier> = agents
+            .iter()
+            .filter(|a| a.state.holds_slot())
+            .map(|a| a.tier)
             .collect();
+        let free_slots = host
+            .hardware
+            .as_ref()
+            .and_then(|hw| slot_plan(hw, &host.settings, reserve, holding))
+            .map(|plan| plan.table().iter().collect())
+            .unwrap_or_else(|| Tier::ALL.into_iter().map(|t| (t, 0)).collect());
         Self {
             id: host.id,
             name: host.name.clone(),
-            key_prefix: host.key_prefix.clone(),
+            key_prefix: for_owner.then(|| host.key_prefix.clone()),
             hardware: host.hardware.clone(),
             isolation: host.isolation,
+            isolation_verified: isolation_verified(agents),
             online,
             last_heartbeat_at: host.last_heartbeat_at,
+            offered_tiers: host.settings.offered.clone(),
             free_slots,
+            prices: host.settings.prices.clone(),
+            max_agents: host.settings.max_agents,
+            region: host.settings.region.clone(),
         }
     }
 }
 
-/// How many more agents of `tier` fit next to `occupied`.
-fn free_slots(hw: &HostHardware, reserve: &Reserve, occupied: &[Tier], tier: Tier) -> u64 {
+/// The host's capacity plan, or `None` when its hardware or settings are beyond what the
+/// slot maths accepts.
+fn slot_plan(
+    hw: &HostHardware,
+    settings: &HostSettings,
+    reserve: &Reserve,
+    holding: Vec<Tier>,
+) -> Option<SlotPlan> {
     let hardware =
         sparebox_core::Hardware::new(hw.ram_mb, u64::from(hw.cpu_cores) * 1000, hw.disk_gb);
-    let mut placed = occupied.to_vec();
-    let mut count = 0;
-    while sparebox_core::can_place(&hardware, reserve, placed.iter().copied(), tier) {
-        placed.push(tier);
-        count += 1;
+    let policy = HostPolicy::new(
+        settings.offered.iter().copied(),
+        settings.max_agents,
+        *reserve,
+    )
+    .ok()?;
+    SlotPlan::new(hardware, policy, holding).ok()
+}
+
+/// Whether every running agent's latest report verified its isolation (and there is one).
+fn isolation_verified(agents: &[AgentRecord]) -> bool {
+    let mut running = agents
+        .iter()
+        .filter(|a| a.state == AgentState::Running)
+        .peekable();
+    running.peek().is_some()
+        && running.all(|a| {
+            a.last_report
+                .as_ref()
+                .and_then(|r| r.isolation.as_ref())
+                .is_some_and(|i| i.verified)
+        })
+}
+
+/// An agent as the owner of its host sees it: no configuration, files or secrets.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostedAgent {
+    /// Its id.
+    pub id: AgentId,
+    /// Display name.
+    pub name: String,
+    /// Tier.
+    pub tier: Tier,
+    /// State as the platform sees it.
+    pub state: AgentState,
+}
+
+impl From<&AgentRecord> for HostedAgent {
+    fn from(agent: &AgentRecord) -> Self {
+        Self {
+            id: agent.id,
+            name: agent.name.clone(),
+            tier: agent.tier,
+            state: agent.state,
+        }
     }
-    count
+}
+
+/// One of the caller's hosts with the agents placed on it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnedHostView {
+    /// The host, with what only its owner sees.
+    #[serde(flatten)]
+    pub host: HostView,
+    /// Agents on it that are not undeployed, oldest first.
+    pub agents: Vec<HostedAgent>,
 }
 
 /// Live metrics of an agent, from its host's latest report.

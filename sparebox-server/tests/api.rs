@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sparebox_server::{MasterKey, Platform, PlatformConfig};
+use sparebox_server::{EncryptionKey, Keyring, Platform, PlatformConfig};
 use sparebox_store::sqlite::SqliteStore;
 
 struct TestServer {
@@ -24,7 +24,7 @@ impl TestServer {
                 agent_image: "sparebox-agent-test:local".into(),
                 ..PlatformConfig::default()
             },
-            MasterKey::generate(),
+            Keyring::new(EncryptionKey::generate()),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -63,17 +63,22 @@ impl TestServer {
         (status, value)
     }
 
+    /// Signs up `name@example.com` as host owner and deployer; returns its API token.
     async fn account(&self, name: &str) -> String {
         let (status, body) = self
             .call(
                 "POST",
-                "/api/v1/accounts",
+                "/api/v1/users",
                 None,
-                Some(json!({ "name": name })),
+                Some(json!({
+                    "email": format!("{name}@example.com"),
+                    "password": "correct horse battery staple",
+                    "roles": ["host_owner", "deployer"]
+                })),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["token"].as_str().unwrap().to_owned()
+        body["apiToken"].as_str().unwrap().to_owned()
     }
 
     async fn host(&self, token: &str) -> (String, String) {
@@ -326,6 +331,7 @@ async fn deploy_config_is_served_only_to_the_agents_host() {
     let agent = created["agent"]["id"].as_str().unwrap().to_owned();
     let (_, response) = server.heartbeat(&key, json!({})).await;
     let command = response["commands"][0]["id"].as_str().unwrap().to_owned();
+    let session_key = response["commands"][0]["sessionKey"].clone();
     let path = format!("/api/v1/agents/{agent}/deploy-config?commandId={command}");
 
     let (status, body) = server.call("GET", &path, Some(&other_key), None).await;
@@ -346,18 +352,36 @@ async fn deploy_config_is_served_only_to_the_agents_host() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["cache-control"], "no-store");
-    let bundle: Value = response.json().await.unwrap();
+    let text = response.text().await.unwrap();
+    assert!(!text.contains("sk-ant-test-0000"), "secrets travel sealed");
+    let secrets = open_bundle(&text, &session_key, &agent, &command);
+    assert_eq!(secrets["ANTHROPIC_API_KEY"].expose(), "sk-ant-test-0000");
+    assert!(secrets["OPENCLAW_GATEWAY_TOKEN"].expose().len() >= 32);
+    let bundle: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(bundle["image"], "sparebox-agent-test:local");
     assert_eq!(bundle["openclawConfig"]["gateway"]["mode"], "local");
-    assert_eq!(bundle["secrets"]["ANTHROPIC_API_KEY"], "sk-ant-test-0000");
-    assert!(
-        bundle["secrets"]["OPENCLAW_GATEWAY_TOKEN"]
-            .as_str()
-            .unwrap()
-            .len()
-            >= 32
-    );
     assert_eq!(bundle["workspaceFiles"][0]["path"], "SOUL.md");
+}
+
+/// Verifies a served bundle with the session key its command carried, and opens it.
+fn open_bundle(
+    text: &str,
+    session_key: &Value,
+    agent: &str,
+    command: &str,
+) -> std::collections::BTreeMap<String, sparebox_core::Secret> {
+    let key: sparebox_protocol::SessionKey =
+        serde_json::from_value(session_key.clone()).expect("deploy commands carry a session key");
+    let bundle = sparebox_protocol::DeployBundle::from_json(text.as_bytes()).unwrap();
+    let verified = bundle
+        .verify(
+            &key,
+            agent.parse().unwrap(),
+            command.parse().unwrap(),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    verified.secrets
 }
 
 #[tokio::test]
@@ -623,6 +647,7 @@ async fn config_update_is_validated_then_queued_and_retry_needs_a_failed_deploy(
     assert_eq!(body["command"]["type"], "update_config");
     let (_, response) = server.heartbeat(&key, json!({})).await;
     let update = response["commands"][0]["id"].as_str().unwrap().to_owned();
+    let session_key = response["commands"][0]["sessionKey"].clone();
     let (status, bundle) = server
         .call(
             "GET",
@@ -632,13 +657,14 @@ async fn config_update_is_validated_then_queued_and_retry_needs_a_failed_deploy(
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(bundle["secrets"]["OPENAI_API_KEY"], "sk-new");
+    let secrets = open_bundle(&bundle.to_string(), &session_key, &agent, &update);
+    assert_eq!(secrets["OPENAI_API_KEY"].expose(), "sk-new");
     assert!(
-        bundle["secrets"].get("ANTHROPIC_API_KEY").is_none(),
+        !secrets.contains_key("ANTHROPIC_API_KEY"),
         "secrets are replaced as a set"
     );
     assert!(
-        bundle["secrets"]["OPENCLAW_GATEWAY_TOKEN"].is_string(),
+        secrets.contains_key("OPENCLAW_GATEWAY_TOKEN"),
         "the gateway token is kept"
     );
 
@@ -658,7 +684,10 @@ async fn config_update_is_validated_then_queued_and_retry_needs_a_failed_deploy(
         )
         .await;
     assert_eq!(view["state"], "error");
-    assert_eq!(view["error"], "update_config failed: health_check: timed out");
+    assert_eq!(
+        view["error"],
+        "update_config failed: health_check: timed out"
+    );
     let (status, body) = server.call("POST", &retry, Some(&token), None).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["type"], "deploy");

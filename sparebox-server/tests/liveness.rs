@@ -9,7 +9,10 @@ use sparebox_protocol::{
     AckStatus, AgentStatusReport, CommandAck, HeartbeatRequest, HostHardware, IsolationMode,
     RuntimeStatus,
 };
-use sparebox_server::{AgentRequest, ManualClock, MasterKey, Platform, PlatformConfig};
+use sparebox_server::{
+    AccountRecord, AgentRequest, EncryptionKey, HostFilter, Keyring, ManualClock, Platform,
+    PlatformConfig, SignUp,
+};
 use sparebox_store::sqlite::SqliteStore;
 
 fn heartbeat(statuses: Vec<AgentStatusReport>, acks: Vec<CommandAck>) -> HeartbeatRequest {
@@ -28,7 +31,22 @@ fn heartbeat(statuses: Vec<AgentStatusReport>, acks: Vec<CommandAck>) -> Heartbe
         agent_statuses: statuses,
         command_acks: acks,
         wait_seconds: None,
+        agent_events: Vec::new(),
+        slots: None,
     }
+}
+
+async fn sign_up(platform: &Platform) -> AccountRecord {
+    let (owner, _, _) = platform
+        .sign_up(SignUp {
+            email: "alice@example.com".into(),
+            password: sparebox_core::Secret::new("correct horse battery staple"),
+            roles: vec!["host_owner".into(), "deployer".into()],
+            name: None,
+        })
+        .await
+        .unwrap();
+    owner
 }
 
 async fn platform(clock: Arc<ManualClock>) -> Platform {
@@ -36,7 +54,7 @@ async fn platform(clock: Arc<ManualClock>) -> Platform {
     Platform::new(
         Arc::new(store),
         PlatformConfig::default(),
-        MasterKey::generate(),
+        Keyring::new(EncryptionKey::generate()),
     )
     .with_clock(clock)
 }
@@ -45,7 +63,7 @@ async fn platform(clock: Arc<ManualClock>) -> Platform {
 async fn silent_host_goes_offline_and_its_agents_recover_when_it_returns() {
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let platform = platform(clock.clone()).await;
-    let (owner, _) = platform.create_account("alice").await.unwrap();
+    let owner = sign_up(&platform).await;
     let (host_view, key) = platform.register_host(&owner, "box").await.unwrap();
     let host = platform.authenticate_host(&key).await.unwrap();
     platform
@@ -110,7 +128,7 @@ async fn silent_host_goes_offline_and_its_agents_recover_when_it_returns() {
         platform.owned_agent(&owner, agent.id).await.unwrap().state,
         AgentState::HostOffline
     );
-    let hosts = platform.list_hosts(platform.now()).await.unwrap();
+    let hosts = platform.browse_hosts(&HostFilter::default()).await.unwrap();
     assert!(!hosts[0].online);
 
     // It comes back and reports the agent running.
@@ -129,7 +147,7 @@ async fn silent_host_goes_offline_and_its_agents_recover_when_it_returns() {
 async fn unacknowledged_deploy_expires_after_five_minutes_by_the_server_clock() {
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let platform = platform(clock.clone()).await;
-    let (owner, _) = platform.create_account("alice").await.unwrap();
+    let owner = sign_up(&platform).await;
     let (host_view, key) = platform.register_host(&owner, "box").await.unwrap();
     let host = platform.authenticate_host(&key).await.unwrap();
     platform
@@ -172,7 +190,10 @@ async fn unacknowledged_deploy_expires_after_five_minutes_by_the_server_clock() 
     assert_eq!(platform.sweep().await.unwrap().expired.len(), 1);
     let view = platform.owned_agent(&owner, agent.id).await.unwrap();
     assert_eq!(view.state, AgentState::Error);
-    assert!(view.error.unwrap().contains("deploy expired before the host acknowledged it"));
+    assert!(view
+        .error
+        .unwrap()
+        .contains("deploy expired before the host acknowledged it"));
 
     // A late ack changes nothing.
     platform

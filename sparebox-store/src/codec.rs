@@ -1,17 +1,21 @@
 //! Conversions shared by the backends: enum names, JSON columns, slot checks, acks and
 //! database errors.
 
+use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sparebox_core::command::{ack_outcome, superseded_by, AckEffect, AckResult};
 use sparebox_core::slots::Hardware;
-use sparebox_core::{CommandId, CommandKind, CommandStatus, Reserve, Tier};
+use sparebox_core::{
+    CommandId, CommandKind, CommandStatus, HostId, HostPolicy, Refusal, Reserve, SlotPlan, Tier,
+};
 use sparebox_protocol::{AckStatus, CommandAck, HostHardware};
 
 use crate::{
-    AgentRecord, AgentUpdate, CommandRecord, NewAgent, NewCommand, StoreError, StoreResult,
+    AgentRecord, AgentUpdate, CommandRecord, HostSettings, NewAccount, NewAgent, NewApiToken,
+    NewCommand, Role, StoreError, StoreResult,
 };
 
 /// Parses a stored enum name, reporting the column when the name is unknown.
@@ -53,20 +57,108 @@ pub(crate) fn parse_isolation(value: &str) -> StoreResult<sparebox_protocol::Iso
     )
 }
 
-/// Whether a host with `hardware` (from its last heartbeat) can take one more agent of
-/// `tier` next to agents of the tiers in `holding`.
-pub(crate) fn has_slot(
-    hardware: &HostHardware,
+/// Checks that a host with `hardware` (from its last heartbeat, if any) and `settings` can
+/// take one more agent of `tier` next to agents of the tiers in `holding`, using
+/// [`SlotPlan`]. The refusal becomes [`StoreError::NotOffered`], [`StoreError::HostAtCap`]
+/// or [`StoreError::NoSlot`].
+pub(crate) fn check_placement(
+    host: HostId,
+    hardware: Option<&HostHardware>,
+    settings: &HostSettings,
     reserve: &Reserve,
-    holding: impl IntoIterator<Item = Tier>,
+    holding: Vec<Tier>,
     tier: Tier,
-) -> bool {
+) -> StoreResult<()> {
+    let no_slot = StoreError::NoSlot { host, tier };
+    let policy = HostPolicy::new(
+        settings.offered.iter().copied(),
+        settings.max_agents,
+        *reserve,
+    )
+    .map_err(|err| StoreError::Invalid(format!("host {host} settings: {err}")))?;
+    if !policy.offers(tier) {
+        return Err(StoreError::NotOffered { host, tier });
+    }
+    let Some(hardware) = hardware else {
+        return Err(no_slot);
+    };
     let hardware = Hardware::new(
         hardware.ram_mb,
         u64::from(hardware.cpu_cores) * 1000,
         hardware.disk_gb,
     );
-    sparebox_core::can_place(&hardware, reserve, holding, tier)
+    // Hardware beyond the limits the slot maths accepts cannot be planned: no slot.
+    let Ok(plan) = SlotPlan::new(hardware, policy, holding) else {
+        return Err(no_slot);
+    };
+    match plan.refusal(tier) {
+        None => Ok(()),
+        Some(Refusal::NotOffered(tier)) => Err(StoreError::NotOffered { host, tier }),
+        Some(Refusal::AtCap { max }) => Err(StoreError::HostAtCap { host, max }),
+        Some(Refusal::Insufficient { .. }) => Err(no_slot),
+    }
+}
+
+/// Roles as stored: their names, comma-separated, in order.
+pub(crate) fn roles_text(roles: &BTreeSet<Role>) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses stored roles.
+pub(crate) fn parse_roles(text: &str) -> StoreResult<BTreeSet<Role>> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            Role::parse(s).ok_or_else(|| StoreError::Corrupt {
+                column: "accounts.roles",
+                message: format!("unknown role {s:?}"),
+            })
+        })
+        .collect()
+}
+
+/// Offered tiers as stored: their names, comma-separated, smallest first.
+pub(crate) fn tiers_text(tiers: &BTreeSet<Tier>) -> String {
+    tiers
+        .iter()
+        .map(|t| t.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses stored offered tiers.
+pub(crate) fn parse_tiers(text: &str) -> StoreResult<BTreeSet<Tier>> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_name("hosts.offered_tiers", s))
+        .collect()
+}
+
+/// A stored agent cap.
+pub(crate) fn parse_cap(value: Option<i64>) -> StoreResult<Option<u32>> {
+    value
+        .map(|v| {
+            u32::try_from(v).map_err(|_| StoreError::Corrupt {
+                column: "hosts.max_agents",
+                message: format!("{v} is out of range"),
+            })
+        })
+        .transpose()
+}
+
+/// Checks that an account's first token is for that account.
+pub(crate) fn check_first_token(new: &NewAccount, token: &NewApiToken) -> StoreResult<()> {
+    if token.account != new.id {
+        return Err(StoreError::Invalid(format!(
+            "first token {} is for account {}, not account {}",
+            token.id, token.account, new.id
+        )));
+    }
+    Ok(())
 }
 
 /// What `ack` does to a command whose stored status is `current`, by the rules in

@@ -1,7 +1,7 @@
 //! Persistence for the Sparebox server.
 //!
-//! The [`Store`] trait is everything the server keeps: accounts, hosts, agents, commands
-//! and agent events. Backends:
+//! The [`Store`] trait is everything the server keeps: accounts with their API tokens and
+//! sessions, hosts with their settings, agents, commands and agent events. Backends:
 //!
 //! | backend | cargo feature | for |
 //! |---|---|---|
@@ -38,6 +38,8 @@ pub mod sqlite;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod wakeup;
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sparebox_core::{AgentId, CommandId, HostId, Reserve};
@@ -56,6 +58,23 @@ pub enum StoreError {
         /// The tier asked for.
         tier: sparebox_core::Tier,
     },
+    /// The host does not offer the requested tier ([`HostSettings::offered`]).
+    #[error("host {host} does not offer the {tier} tier")]
+    NotOffered {
+        /// The host.
+        host: HostId,
+        /// The tier asked for.
+        tier: sparebox_core::Tier,
+    },
+    /// The host already runs as many agents as its owner's cap allows
+    /// ([`HostSettings::max_agents`]).
+    #[error("host {host} is at its cap of {max} agents")]
+    HostAtCap {
+        /// The host.
+        host: HostId,
+        /// The cap.
+        max: u32,
+    },
     /// A referenced row does not exist.
     #[error("{what} {id} not found")]
     NotFound {
@@ -64,7 +83,7 @@ pub enum StoreError {
         /// Its id.
         id: String,
     },
-    /// A unique value (an account name, for example) is already taken.
+    /// A unique value (an account email, for example) is already taken.
     #[error("{0} already exists")]
     Conflict(String),
     /// A stored value could not be decoded; the database holds something this version
@@ -98,15 +117,73 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// "Oldest first" orders by `created_at` and then by insertion order.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Creates an account with the hash of its API token.
+    /// Creates an account together with its first personal API token, in one transaction.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Conflict`] when the name is taken.
-    async fn create_account(&self, new: NewAccount) -> StoreResult<AccountRecord>;
+    /// [`StoreError::Conflict`] when the email, the account id or the token hash is taken;
+    /// [`StoreError::Invalid`] when `first_token` is for another account.
+    async fn create_account(
+        &self,
+        new: NewAccount,
+        first_token: NewApiToken,
+    ) -> StoreResult<(AccountRecord, ApiTokenRecord)>;
 
-    /// The account whose API token hashes to `token_hash`.
+    /// One account.
+    async fn account(&self, id: AccountId) -> StoreResult<Option<AccountRecord>>;
+
+    /// The account signing in with `email` (compared exactly), with its password hash.
+    async fn account_by_email(&self, email: &str) -> StoreResult<Option<AccountCredentials>>;
+
+    /// Replaces an account's roles.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the account does not exist.
+    async fn set_account_roles(
+        &self,
+        id: AccountId,
+        roles: BTreeSet<Role>,
+    ) -> StoreResult<AccountRecord>;
+
+    /// Adds a personal API token to an account.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the account does not exist; [`StoreError::Conflict`]
+    /// when the id or the hash is taken.
+    async fn create_api_token(&self, new: NewApiToken) -> StoreResult<ApiTokenRecord>;
+
+    /// The account whose personal API token hashes to `token_hash`.
     async fn account_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<AccountRecord>>;
+
+    /// An account's API tokens, oldest first.
+    async fn api_tokens_for_account(&self, account: AccountId) -> StoreResult<Vec<ApiTokenRecord>>;
+
+    /// Revokes (deletes) the token `id` if `account` owns it; returns whether it did.
+    async fn delete_api_token(&self, account: AccountId, id: ApiTokenId) -> StoreResult<bool>;
+
+    /// Stores a new session.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the account does not exist; [`StoreError::Conflict`]
+    /// when the id hash is taken.
+    async fn create_session(&self, new: NewSession) -> StoreResult<()>;
+
+    /// The session whose id hashes to `id_hash`, with its account, if it has not expired
+    /// by `now`.
+    async fn session_by_hash(
+        &self,
+        id_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>>;
+
+    /// Deletes a session (signing out); returns whether it existed.
+    async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<bool>;
+
+    /// Deletes every session that expired by `now`; returns how many.
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Registers a host with the hash of its host key.
     ///
@@ -125,6 +202,34 @@ pub trait Store: Send + Sync + 'static {
     /// Every host, oldest first.
     async fn list_hosts(&self) -> StoreResult<Vec<HostRecord>>;
 
+    /// The hosts an account owns, oldest first.
+    async fn hosts_for_owner(&self, owner: AccountId) -> StoreResult<Vec<HostRecord>>;
+
+    /// Replaces a host's key: the old key stops working when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the host does not exist; [`StoreError::Conflict`]
+    /// when the new hash is already some host's.
+    async fn rotate_host_key(
+        &self,
+        id: HostId,
+        key_hash: Vec<u8>,
+        key_prefix: String,
+    ) -> StoreResult<HostRecord>;
+
+    /// Replaces a host's settings. Agents already placed stay, even where the new settings
+    /// would refuse them; the settings apply to the next [`Store::create_agent`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the host does not exist.
+    async fn set_host_settings(
+        &self,
+        id: HostId,
+        settings: HostSettings,
+    ) -> StoreResult<HostRecord>;
+
     /// Records what a heartbeat said about the host itself, at `now` (server clock).
     ///
     /// # Errors
@@ -139,12 +244,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates an agent and queues its first command in one transaction, but only if the
     /// host can take one more agent of the new agent's tier given the agents that already
-    /// hold slots there and `reserve`. Two callers racing for the last slot cannot both win.
+    /// hold slots there, `reserve` and the host's settings (offered tiers and cap, checked
+    /// with [`sparebox_core::SlotPlan`]). Two callers racing for the last slot, or for the
+    /// last agent under the cap, cannot both win.
     /// The agent starts in [`sparebox_core::AgentState::PendingDeploy`]; the command is
     /// pending and wakes the host (see [`Store::host_wakeups`]).
     ///
     /// # Errors
     ///
+    /// [`StoreError::NotOffered`] when the host does not offer the tier;
+    /// [`StoreError::HostAtCap`] when it runs as many agents as its cap allows;
     /// [`StoreError::NoSlot`] when the host is full for that tier (or has not reported its
     /// hardware yet); [`StoreError::NotFound`] when the host or the owner does not exist;
     /// [`StoreError::Invalid`] when `first_command` names another agent or host;

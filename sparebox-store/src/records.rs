@@ -1,5 +1,7 @@
 //! The rows a [`crate::Store`] reads and writes.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sparebox_core::{
@@ -8,30 +10,211 @@ use sparebox_core::{
 use sparebox_protocol::{AgentStatusReport, HostHardware, IsolationMode, WorkspaceFile};
 use uuid::Uuid;
 
-/// Identifies an account (a person or a script that owns hosts and agents).
+/// Identifies an account: a signed-up user (or a script acting for one) that owns hosts,
+/// agents, API tokens and sessions.
 pub type AccountId = Uuid;
 
-/// A new account.
-#[derive(Clone, Debug)]
+/// What an account may do. An account holds any set of roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Registers hosts and manages them.
+    HostOwner,
+    /// Creates agents on hosts and commands them.
+    Deployer,
+    /// Reads everything. Granted only by the server operator, never chosen at sign-up.
+    Admin,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 3] = [Role::HostOwner, Role::Deployer, Role::Admin];
+
+    /// The snake_case name used in the API and in storage.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::HostOwner => "host_owner",
+            Role::Deployer => "deployer",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a role name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A new account with its sign-in details.
+#[derive(Clone)]
 pub struct NewAccount {
-    /// Unique display name.
+    /// Its id, chosen by the caller.
+    pub id: AccountId,
+    /// Unique sign-in email, normalised by the caller (the store compares it exactly).
+    pub email: String,
+    /// Display name (need not be unique).
     pub name: String,
-    /// SHA-256 of the account's API token.
-    pub token_hash: Vec<u8>,
+    /// The password hash in PHC string format (never the password itself).
+    pub password_hash: String,
+    /// Its roles.
+    pub roles: BTreeSet<Role>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
 }
 
-/// A stored account.
+impl std::fmt::Debug for NewAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAccount")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("password_hash", &"[REDACTED]")
+            .field("roles", &self.roles)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A stored account. Its password hash is not part of it (see [`AccountCredentials`]), so
+/// the record can be shown and logged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountRecord {
     /// Its id.
     pub id: AccountId,
-    /// Its name.
+    /// Its sign-in email; `None` for accounts created before sign-up existed, which can
+    /// only use their API tokens.
+    pub email: Option<String>,
+    /// Its display name.
     pub name: String,
+    /// Its roles.
+    pub roles: BTreeSet<Role>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+impl AccountRecord {
+    /// Whether the account holds `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// An account with its password hash, for signing in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountCredentials {
+    /// The account.
+    pub account: AccountRecord,
+    /// The password hash in PHC string format; `None` when it has no password.
+    pub password_hash: Option<String>,
+}
+
+impl std::fmt::Debug for AccountCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountCredentials")
+            .field("account", &self.account)
+            .field("password_hash", &"[REDACTED]")
+            .finish()
+    }
+}
+
+/// Identifies a personal API token.
+pub type ApiTokenId = Uuid;
+
+/// A new personal API token.
+#[derive(Clone, Debug)]
+pub struct NewApiToken {
+    /// Its id, chosen by the caller.
+    pub id: ApiTokenId,
+    /// The account it authenticates.
+    pub account: AccountId,
+    /// The owner's name for it.
+    pub name: String,
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    /// The token's first characters, for recognising it in lists.
+    pub prefix: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored personal API token (without its hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiTokenRecord {
+    /// Its id.
+    pub id: ApiTokenId,
+    /// The account it authenticates.
+    #[serde(skip)]
+    pub account: AccountId,
+    /// The owner's name for it.
+    pub name: String,
+    /// The token's first characters.
+    pub prefix: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A new browser session.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    /// SHA-256 of the random session id kept in the cookie.
+    pub id_hash: Vec<u8>,
+    /// The signed-in account.
+    pub account: AccountId,
+    /// SHA-256 of the session's CSRF token.
+    pub csrf_hash: Vec<u8>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A stored, unexpired session with its account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The signed-in account.
+    pub account: AccountRecord,
+    /// SHA-256 of the session's CSRF token.
+    pub csrf_hash: Vec<u8>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A host owner's offer: which tiers, at what price, how many agents at most, where.
+///
+/// The store enforces `offered` and `max_agents` when it places an agent
+/// ([`crate::Store::create_agent`]); prices and region are kept for browsing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostSettings {
+    /// The tiers deployers may choose on this host. Empty pauses new agents.
+    pub offered: BTreeSet<Tier>,
+    /// Price per offered tier in cents per month.
+    pub prices: BTreeMap<Tier, u32>,
+    /// The most agents the host runs at once, whatever the hardware allows.
+    pub max_agents: Option<u32>,
+    /// A short free-text region, such as `eu-west`.
+    pub region: Option<String>,
+}
+
+impl Default for HostSettings {
+    /// Every tier, no prices, no cap, no region: what a newly registered host offers.
+    fn default() -> Self {
+        Self {
+            offered: Tier::ALL.into_iter().collect(),
+            prices: BTreeMap::new(),
+            max_agents: None,
+            region: None,
+        }
+    }
 }
 
 /// A new host.
@@ -68,6 +251,8 @@ pub struct HostRecord {
     pub daemon_version: Option<String>,
     /// When the latest heartbeat arrived (server clock).
     pub last_heartbeat_at: Option<DateTime<Utc>>,
+    /// The owner's offer.
+    pub settings: HostSettings,
     /// When it was registered.
     pub created_at: DateTime<Utc>,
 }

@@ -51,8 +51,16 @@ macro_rules! conformance {
 
 conformance! {
     all: [
-        accounts_are_found_by_token_hash_only,
-        account_name_taken_twice_is_a_conflict,
+        accounts_are_found_by_id_email_and_token_hash,
+        account_email_taken_twice_is_a_conflict,
+        first_token_for_another_account_is_invalid,
+        account_roles_are_replaced,
+        api_tokens_are_listed_and_revoked_only_by_their_owner,
+        sessions_are_found_until_they_expire_or_are_deleted,
+        hosts_are_listed_by_owner,
+        rotated_host_key_replaces_the_old_one_at_once,
+        host_settings_default_to_every_tier_and_are_replaced,
+        agent_of_a_tier_not_offered_or_beyond_the_cap_is_refused,
         hosts_are_listed_oldest_first_and_found_by_id_and_key,
         host_of_unknown_account_is_not_found,
         heartbeat_records_hardware_isolation_and_version,
@@ -84,6 +92,7 @@ conformance! {
         reopening_keeps_data_and_reapplies_no_migration,
         racing_deliveries_hand_out_each_command_once,
         racing_creates_for_the_last_slot_have_one_winner,
+        racing_creates_under_the_cap_have_one_winner,
         racing_acks_apply_once,
     ],
     postgres_only: [wakeup_reaches_another_replica],

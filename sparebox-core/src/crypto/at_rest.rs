@@ -34,7 +34,8 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use super::canonical::{decode_secrets, encode_secrets};
-use crate::{AgentId, Secret};
+use super::bundle::SessionKey;
+use crate::{AgentId, CommandId, Secret};
 
 const VERSION: u8 = 1;
 const KEY_ID_LEN: usize = 8;
@@ -45,6 +46,9 @@ const HEADER_LEN: usize = 1 + KEY_ID_LEN;
 const MIN_SEALED_LEN: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
 const AAD_DOMAIN: &[u8] = b"sparebox/at-rest/v1";
 const KEY_ID_INFO: &[u8] = b"sparebox/at-rest/v1/key-id";
+
+/// HKDF `info` prefix for per-command session keys; the command id's 16 bytes follow.
+const SESSION_KEY_INFO: &[u8] = b"sparebox/session-key/v1/";
 
 /// Identifies an [`EncryptionKey`] without revealing it: the first eight bytes of an
 /// HKDF-SHA256 output derived from the key. Printed as 16 hexadecimal digits.
@@ -177,6 +181,23 @@ impl Keyring {
     /// The id of the key that seals.
     pub fn active_id(&self) -> KeyId {
         self.active.id()
+    }
+
+    /// The one-time session key for `command`, derived from the active key with
+    /// HKDF-SHA256 and the command id. Every command gets a different key that nobody
+    /// without the platform's key can compute, and every server replica sharing the key
+    /// derives the same one, so no session key needs to be stored. A command issued
+    /// before a key rotation and fetched after it fails verification on the host and is
+    /// reported as failed; retrying it issues a new command.
+    pub fn session_key(&self, command: CommandId) -> SessionKey {
+        let mut info = Vec::with_capacity(SESSION_KEY_INFO.len() + 16);
+        info.extend_from_slice(SESSION_KEY_INFO);
+        info.extend_from_slice(command.0.as_bytes());
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        Hkdf::<Sha256>::new(None, &self.active.bytes[..])
+            .expand(&info, &mut bytes[..])
+            .unwrap_or_else(|_| unreachable!("32 bytes is a valid HKDF-SHA256 output length"));
+        SessionKey::from_bytes(*bytes)
     }
 
     /// Seals `plaintext` for `owner` under the active key, with a fresh random nonce.
@@ -371,6 +392,17 @@ mod tests {
         assert_eq!(&ring.open(agent(), &sealed).unwrap()[..], b"hello");
         assert_eq!(sealed[0], VERSION);
         assert_eq!(&sealed[1..9], ring.active_id().as_bytes());
+    }
+
+    #[test]
+    fn session_keys_differ_per_command_and_per_platform_key_but_agree_across_replicas() {
+        let ring = Keyring::from_hex(FAKE_KEY_HEX, &[]).unwrap();
+        let replica = Keyring::from_hex(FAKE_KEY_HEX, &[]).unwrap();
+        let (a, b) = (CommandId::new_random(), CommandId::new_random());
+        assert!(ring.session_key(a) == replica.session_key(a));
+        assert!(ring.session_key(a) != ring.session_key(b));
+        let other = Keyring::new(EncryptionKey::generate());
+        assert!(ring.session_key(a) != other.session_key(a));
     }
 
     #[test]

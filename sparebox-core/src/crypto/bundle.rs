@@ -38,22 +38,21 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::Nonce;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use rand::rngs::OsRng;
 use rand::RngCore;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
 use super::canonical::{self, decode_secrets, encode_secrets, put_bytes, put_json, put_len, Sink};
+pub use super::session_key::SessionKey;
 use crate::{AgentId, CommandId, Secret, Tier};
 
 /// The largest bundle accepted, in bytes: both its JSON text and its canonical encoding.
@@ -64,98 +63,9 @@ pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
 pub const MAX_LIFETIME_SECS: i64 = 60 * 60;
 
 const DOMAIN: &[u8] = b"sparebox/bundle/v1";
-const SECRETS_INFO: &[u8] = b"sparebox/bundle/v1/secrets";
-const MAC_INFO: &[u8] = b"sparebox/bundle/v1/mac";
+/// Prefix of the secrets' AES-GCM associated data.
+const SECRETS_AAD: &[u8] = b"sparebox/bundle/v1/secrets";
 const NONCE_LEN: usize = 12;
-
-/// A one-time 256-bit key for one bundle. `Debug` prints `[REDACTED]`; the bytes are
-/// zeroed when dropped. Serialized as unpadded URL-safe base64, because it has to travel
-/// to the daemon once; never log that form.
-#[derive(Clone)]
-pub struct SessionKey(Zeroizing<[u8; 32]>);
-
-impl SessionKey {
-    /// A fresh key from the operating system's random number generator.
-    pub fn generate() -> Self {
-        let mut bytes = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(&mut bytes[..]);
-        Self(bytes)
-    }
-
-    /// Wraps 32 key bytes.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(Zeroizing::new(bytes))
-    }
-
-    /// Parses the unpadded URL-safe base64 form.
-    ///
-    /// # Errors
-    ///
-    /// [`BundleError::BadSessionKey`], which never quotes the input.
-    pub fn from_base64(text: &str) -> Result<Self, BundleError> {
-        let decoded = Zeroizing::new(
-            URL_SAFE_NO_PAD
-                .decode(text)
-                .map_err(|_| BundleError::BadSessionKey)?,
-        );
-        let bytes: [u8; 32] = decoded[..]
-            .try_into()
-            .map_err(|_| BundleError::BadSessionKey)?;
-        Ok(Self::from_bytes(bytes))
-    }
-
-    /// The unpadded URL-safe base64 form.
-    pub fn to_base64(&self) -> Secret {
-        Secret::new(URL_SAFE_NO_PAD.encode(&self.0[..]))
-    }
-
-    fn derive(&self, info: &[u8]) -> Zeroizing<[u8; 32]> {
-        let mut out = Zeroizing::new([0u8; 32]);
-        Hkdf::<Sha256>::new(Some(DOMAIN), &self.0[..])
-            .expand(info, &mut out[..])
-            .unwrap_or_else(|_| unreachable!("32 bytes is a valid HKDF-SHA256 output length"));
-        out
-    }
-
-    fn mac(&self) -> MacSink {
-        let key = self.derive(MAC_INFO);
-        MacSink(
-            <Hmac<Sha256> as Mac>::new_from_slice(&key[..])
-                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length")),
-        )
-    }
-
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new((&*self.derive(SECRETS_INFO)).into())
-    }
-}
-
-impl fmt::Debug for SessionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SessionKey([REDACTED])")
-    }
-}
-
-impl Serialize for SessionKey {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.to_base64().expose())
-    }
-}
-
-impl<'de> Deserialize<'de> for SessionKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = Zeroizing::new(String::deserialize(deserializer)?);
-        Self::from_base64(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-struct MacSink(Hmac<Sha256>);
-
-impl Sink for MacSink {
-    fn put(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
-    }
-}
 
 /// A bundle's secrets, encrypted with AES-256-GCM under a key derived from the session
 /// key. Serialized as `{"nonce": base64, "ciphertext": base64}`.
@@ -471,7 +381,7 @@ fn put_time(sink: &mut impl Sink, time: DateTime<Utc>) {
 }
 
 fn secrets_aad(agent: AgentId, command: CommandId) -> Vec<u8> {
-    [SECRETS_INFO, agent.0.as_bytes(), command.0.as_bytes()].concat()
+    [SECRETS_AAD, agent.0.as_bytes(), command.0.as_bytes()].concat()
 }
 
 fn random_nonce() -> [u8; NONCE_LEN] {

@@ -222,10 +222,11 @@ fn oversized_bundle_is_refused_before_parsing_and_signing() {
 fn session_key_round_trips_through_base64_and_serde() {
     let key = SessionKey::generate();
     let again = SessionKey::from_base64(key.to_base64().expose()).unwrap();
-    assert_eq!(key.0, again.0);
+    assert_eq!(key, again);
+    assert_ne!(key, SessionKey::generate());
     let json = serde_json::to_string(&key).unwrap();
     let parsed: SessionKey = serde_json::from_str(&json).unwrap();
-    assert_eq!(key.0, parsed.0);
+    assert_eq!(key, parsed);
     for bad in ["", "AAAA", "!!!!", &"A".repeat(44)] {
         assert_eq!(
             SessionKey::from_base64(bad).unwrap_err(),

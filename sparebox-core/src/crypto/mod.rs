@@ -58,6 +58,7 @@ pub mod at_rest;
 pub mod bundle;
 mod canonical;
 pub mod replay;
+mod session_key;
 
 pub use at_rest::{AtRestError, EncryptionKey, KeyId, Keyring};
 pub use bundle::{

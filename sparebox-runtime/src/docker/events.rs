@@ -5,6 +5,14 @@
 //! engine's `OOMKilled` flag, never from the exit code. A `start` whose container has a
 //! non-zero restart count was done by the restart policy (an explicit start resets the
 //! count), and becomes [`RuntimeEventKind::Restarted`].
+//!
+//! Podman (4.3) differs: its label filter wants `key=value`, so events are filtered by the
+//! agent label here instead; it says `died` and `containerExitCode`; and it writes events
+//! only when its `events_logger` works (the journald default loses them on machines without
+//! systemd's journal; `scripts/ensure-podman.sh` sets `events_logger = "file"`). On Podman a
+//! `died` also restores netavark's isolation jump at once (see [`super::podman`]), so while
+//! someone listens to the events the window in which agents can reach each other after an
+//! agent died is the event's latency.
 
 use std::collections::HashMap;
 
@@ -26,21 +34,28 @@ enum Action {
 }
 
 /// The stream behind [`crate::Runtime::events`] for a Docker or Podman engine.
-pub(crate) fn agent_events(docker: Docker) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
+pub(crate) fn agent_events(
+    docker: Docker,
+    podman: bool,
+) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
+    let mut filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
+    if !podman {
+        filters.insert("label".to_owned(), vec![AGENT_LABEL.to_owned()]);
+    }
+    // The request is only sent when the stream is first polled; `since` makes events from
+    // the moment of this call count even so (whole seconds: both engines parse that).
     let options = EventsOptions {
-        filters: Some(HashMap::from([
-            ("type".to_owned(), vec!["container".to_owned()]),
-            ("label".to_owned(), vec![AGENT_LABEL.to_owned()]),
-        ])),
-        ..Default::default()
+        since: Some(Utc::now().timestamp().to_string()),
+        until: None,
+        filters: Some(filters),
     };
     let raw = docker.events(Some(options)).boxed();
-    futures::stream::unfold(Some((raw, docker)), |state| async move {
+    futures::stream::unfold(Some((raw, docker)), move |state| async move {
         let (mut raw, docker) = state?;
         loop {
             match raw.next().await? {
                 Ok(message) => {
-                    if let Some(event) = translate(&docker, &message).await {
+                    if let Some(event) = translate(&docker, &message, podman).await {
                         return Some((Ok(event), Some((raw, docker))));
                     }
                 }
@@ -54,7 +69,7 @@ pub(crate) fn agent_events(docker: Docker) -> BoxStream<'static, RuntimeResult<R
     .boxed()
 }
 
-async fn translate(docker: &Docker, message: &EventMessage) -> Option<RuntimeEvent> {
+async fn translate(docker: &Docker, message: &EventMessage, podman: bool) -> Option<RuntimeEvent> {
     if message.typ != Some(EventMessageTypeEnum::CONTAINER) {
         return None;
     }
@@ -68,6 +83,11 @@ async fn translate(docker: &Docker, message: &EventMessage) -> Option<RuntimeEve
     let kind = match action {
         Action::Oom => RuntimeEventKind::OomKilled,
         Action::Die { exit_code } => {
+            if podman {
+                if let Err(err) = super::podman::ensure_isolation_jump().await {
+                    tracing::warn!(agent.id = %agent, error = %err, "agent network isolation not restored after a container died");
+                }
+            }
             let state = inspect_state(docker, id).await;
             RuntimeEventKind::Died {
                 exit_code: exit_code.or(state.exit_code),
@@ -87,7 +107,10 @@ fn action(name: &str, attributes: &HashMap<String, String>) -> Option<Action> {
     match name {
         "start" => Some(Action::Start),
         "die" | "died" => Some(Action::Die {
-            exit_code: attributes.get("exitCode").and_then(|c| c.parse().ok()),
+            exit_code: attributes
+                .get("exitCode")
+                .or_else(|| attributes.get("containerExitCode"))
+                .and_then(|c| c.parse().ok()),
         }),
         "oom" => Some(Action::Oom),
         _ => None,

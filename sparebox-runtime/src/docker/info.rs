@@ -29,10 +29,13 @@ fn container_state(status: Option<ContainerStateStatusEnum>) -> ContainerState {
 }
 
 /// What Sparebox reports about an inspected container. The agent comes from its label, or
-/// `fallback` when the label is missing; `None` when neither names one.
+/// `fallback` when the label is missing; `None` when neither names one. `mode` decides which
+/// network the container must be on: the shared [`AGENT_NETWORK`] on Docker, its own
+/// network on Podman.
 pub(crate) fn container_info(
     container: &ContainerInspectResponse,
     fallback: Option<AgentId>,
+    mode: IsolationMode,
 ) -> Option<ContainerInfo> {
     let labels = container.config.as_ref().and_then(|c| c.labels.as_ref());
     let label = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
@@ -69,7 +72,14 @@ pub(crate) fn container_info(
             .then_some(state.exit_code)
             .flatten(),
         memory_limit_bytes: memory_limit,
-        isolation: verify::verify_isolation(tier, container, &expected_network(agent, mode)),
+        isolation: {
+            let network = expected_network(agent, mode);
+            let mut report = verify::verify_isolation(tier, container, &network);
+            if mode == IsolationMode::Podman {
+                super::podman::adjust_report(&mut report, container, &network, None);
+            }
+            report
+        },
     })
 }
 
@@ -121,7 +131,9 @@ mod tests {
         assert!(container_info(&container, None, IsolationMode::Docker).is_none());
         let agent = AgentId::new_random();
         assert_eq!(
-            container_info(&container, Some(agent), IsolationMode::Docker).unwrap().agent,
+            container_info(&container, Some(agent), IsolationMode::Docker)
+                .unwrap()
+                .agent,
             agent
         );
     }

@@ -187,6 +187,22 @@ impl DockerRuntime {
         }
     }
 
+    /// On Podman, restores netavark's isolation jump (see [`podman`]) and marks every given
+    /// agent unverified when it cannot.
+    async fn check_podman_isolation<'a>(&self, infos: impl Iterator<Item = &'a mut ContainerInfo>) {
+        if self.mode != IsolationMode::Podman {
+            return;
+        }
+        if let Err(err) = podman::ensure_isolation_jump().await {
+            for info in infos {
+                info.isolation
+                    .mismatches
+                    .push(format!("network isolation: {err} != enforced"));
+                info.isolation.verified = false;
+            }
+        }
+    }
+
     /// Removes a container left half-made by a failed create; failures are only logged,
     /// since the caller is already returning the original error.
     async fn discard(&self, agent: AgentId) {
@@ -344,7 +360,10 @@ impl Runtime for DockerRuntime {
             name: Some(name.clone()),
             ..Default::default()
         };
-        let body = create::container_body(spec, &network);
+        let mut body = create::container_body(spec, &network);
+        if self.mode == IsolationMode::Podman {
+            podman::adapt_create_body(&mut body);
+        }
         match self.docker.create_container(Some(options), body).await {
             Ok(created) => {
                 for warning in created.warnings {
@@ -424,6 +443,7 @@ impl Runtime for DockerRuntime {
         match client.stop_container(&name, Some(options)).await {
             Ok(()) => {
                 tracing::info!(agent.id = %agent, grace.secs = seconds, "agent container stopped");
+                self.check_podman_isolation(std::iter::empty()).await;
                 Ok(())
             }
             Err(err) if is_not_found(&err) => Err(RuntimeError::NotFound(agent)),
@@ -456,15 +476,18 @@ impl Runtime for DockerRuntime {
                     agent,
                     message: err.to_string(),
                 })?;
+            self.check_podman_isolation(std::iter::empty()).await;
         }
         Ok(())
     }
 
     async fn inspect(&self, agent: AgentId) -> RuntimeResult<Option<ContainerInfo>> {
-        Ok(self
+        let mut info = self
             .inspect_by_name(agent)
             .await?
-            .and_then(|container| container_info(&container, Some(agent), self.mode)))
+            .and_then(|container| container_info(&container, Some(agent), self.mode));
+        self.check_podman_isolation(info.iter_mut()).await;
+        Ok(info)
     }
 
     async fn stats(&self, agent: AgentId) -> RuntimeResult<AgentStats> {
@@ -487,7 +510,7 @@ impl Runtime for DockerRuntime {
     }
 
     fn events(&self) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {
-        events::agent_events(self.docker.clone())
+        events::agent_events(self.docker.clone(), self.mode == IsolationMode::Podman)
     }
 
     async fn list(&self) -> RuntimeResult<Vec<ContainerInfo>> {
@@ -525,6 +548,7 @@ impl Runtime for DockerRuntime {
                 }
             }
         }
+        self.check_podman_isolation(infos.iter_mut()).await;
         Ok(infos)
     }
 }

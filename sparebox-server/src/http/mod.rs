@@ -3,25 +3,44 @@
 //! | method and path | who | what |
 //! |---|---|---|
 //! | `GET /healthz` | anyone | liveness |
-//! | `POST /api/v1/accounts` | anyone | create an account; its token is returned once |
-//! | `POST /api/v1/hosts` | account | register a host; its key is returned once |
-//! | `GET /api/v1/hosts` | account | browse hosts with free slots per tier |
+//! | `POST /api/v1/users` | anyone | sign up (`email`, `password`, `roles`, optional `name`); returns the user and a first API token, shown once |
+//! | `POST /api/v1/sessions` | anyone | sign in (`email`, `password`); sets the session cookie, returns the user and the CSRF token |
+//! | `DELETE /api/v1/sessions/current` | session | sign out: the session is deleted and the cookie cleared |
+//! | `GET /api/v1/users/me` | account | the caller |
+//! | `POST /api/v1/tokens` | account | create a personal API token (`name`); its value is returned once |
+//! | `GET /api/v1/tokens` | account | the caller's tokens (names and prefixes) |
+//! | `DELETE /api/v1/tokens/{id}` | account | revoke one of the caller's tokens |
+//! | `POST /api/v1/hosts` | `host_owner` | register a host; its key is returned once |
+//! | `GET /api/v1/hosts?isolation=&tier=&verified=&sort=price` | account | browse hosts: isolation, verification, online, free slots, prices, region |
+//! | `GET /api/v1/hosts/mine` | `host_owner` | the caller's hosts with the agents on them (name, tier, state) |
+//! | `POST /api/v1/hosts/{id}/key` | host's owner | rotate the host key: the new key is returned once, the old one stops working |
+//! | `PUT /api/v1/hosts/{id}/settings` | host's owner | offered tiers, prices (cents per month), agent cap, region |
 //! | `POST /api/v1/hosts/heartbeat` | host key | report status and acks, receive commands |
 //! | `GET /api/v1/agents/{id}/deploy-config?commandId=` | host key | the agent's deploy bundle |
-//! | `POST /api/v1/agents` | account | create an agent on a host and queue its deploy |
-//! | `GET /api/v1/agents` | account | the caller's agents |
-//! | `GET /api/v1/agents/{id}` | owner | status, deploy stage, metrics |
+//! | `POST /api/v1/agents` | `deployer` | create an agent on a host and queue its deploy |
+//! | `GET /api/v1/agents` | account | the caller's agents; `?all=true`: every agent (`admin`) |
+//! | `GET /api/v1/agents/{id}` | owner, admin | status, deploy stage, metrics |
 //! | `POST /api/v1/agents/{id}/commands` | owner | queue start, stop, restart or undeploy |
-//! | `GET /api/v1/agents/{id}/commands` | owner | command history |
-//! | `GET /api/v1/agents/{id}/events` | owner | event history |
+//! | `GET /api/v1/agents/{id}/commands` | owner, admin | command history |
+//! | `GET /api/v1/agents/{id}/events` | owner, admin | event history |
 //! | `PUT /api/v1/agents/{id}/config` | owner | replace config, workspace files, secrets; queues update_config |
 //! | `POST /api/v1/agents/{id}/retry` | owner | queue a new deploy after a failed one |
 //! | `GET /metrics` | anyone on the network | Prometheus metrics |
 //!
+//! "Account" means an API token (`Authorization: Bearer sbx_pat_...`) or the
+//! `sparebox_session` cookie; with the cookie, `POST`, `PUT` and `DELETE` also need the
+//! session's CSRF token in `X-CSRF-Token` (see [`auth`]). Sessions last 14 days from
+//! sign-in ([`crate::PlatformConfig::session_ttl`]), fixed, not sliding. Someone else's host
+//! or agent answers 404, as if it did not exist; a missing role answers 403 naming the
+//! role. The `admin` role is never chosen at sign-up: the operator grants it with the
+//! reference binary's `--admin-email`, and it may read every agent (never command one).
+//!
 //! Every error is JSON: `{"error": {"code": "...", "message": "..."}}`.
 
-mod auth;
+mod accounts;
+pub mod auth;
 mod error;
+mod hosts;
 pub mod metrics;
 mod routes;
 mod state;
@@ -29,14 +48,14 @@ mod state;
 use std::future::Future;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::Platform;
 
 pub use error::ApiError;
-pub use state::{AppState, DEPLOY_CONFIG_PER_MINUTE, HEARTBEATS_PER_MINUTE};
+pub use state::{AppState, DEPLOY_CONFIG_PER_MINUTE, HEARTBEATS_PER_MINUTE, SIGN_INS_PER_MINUTE};
 
 /// The largest request body on most routes, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -68,11 +87,22 @@ pub fn router_with_state(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(metrics::serve_metrics))
-        .route("/api/v1/accounts", post(routes::create_account))
+        .route("/api/v1/users", post(accounts::sign_up))
+        .route("/api/v1/users/me", get(accounts::me))
+        .route("/api/v1/sessions", post(accounts::sign_in))
+        .route("/api/v1/sessions/current", delete(accounts::sign_out))
+        .route(
+            "/api/v1/tokens",
+            post(accounts::create_token).get(accounts::list_tokens),
+        )
+        .route("/api/v1/tokens/{id}", delete(accounts::revoke_token))
         .route(
             "/api/v1/hosts",
-            post(routes::register_host).get(routes::list_hosts),
+            post(hosts::register_host).get(hosts::browse_hosts),
         )
+        .route("/api/v1/hosts/mine", get(hosts::my_hosts))
+        .route("/api/v1/hosts/{id}/key", post(hosts::rotate_key))
+        .route("/api/v1/hosts/{id}/settings", put(hosts::set_settings))
         .route("/api/v1/agents/{id}", get(routes::get_agent))
         .route(
             "/api/v1/agents/{id}/commands",

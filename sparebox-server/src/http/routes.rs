@@ -13,12 +13,12 @@ use super::{ApiError, AppState};
 use crate::platform::{AgentRequest, ConfigUpdate};
 use crate::{AgentView, PlatformError};
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(super) type ApiResult<T> = Result<T, ApiError>;
 
 /// JSON body extraction with our error shape.
-type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+pub(super) type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
-fn body<T>(body: Body<T>) -> ApiResult<T> {
+pub(super) fn body<T>(body: Body<T>) -> ApiResult<T> {
     body.map(|Json(v)| v).map_err(ApiError::from)
 }
 
@@ -38,45 +38,11 @@ pub async fn not_found() -> ApiError {
     PlatformError::not_found("route").into()
 }
 
+/// A body with only a name.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NameRequest {
-    name: String,
-}
-
-pub async fn create_account(
-    State(state): State<AppState>,
-    request: Body<NameRequest>,
-) -> ApiResult<impl IntoResponse> {
-    let request = body(request)?;
-    let (account, token) = state.platform.create_account(&request.name).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "account": account, "token": token })),
-    ))
-}
-
-pub async fn register_host(
-    State(state): State<AppState>,
-    Account(account): Account,
-    request: Body<NameRequest>,
-) -> ApiResult<impl IntoResponse> {
-    let request = body(request)?;
-    let (host, key) = state
-        .platform
-        .register_host(&account, &request.name)
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "host": host, "hostKey": key })),
-    ))
-}
-
-pub async fn list_hosts(
-    State(state): State<AppState>,
-    Account(_): Account,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(state.platform.list_hosts(chrono::Utc::now()).await?))
+    pub name: String,
 }
 
 pub async fn heartbeat(
@@ -130,10 +96,23 @@ pub async fn create_agent(
     ))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListAgentsQuery {
+    /// With `true`, every agent on the platform (admins only).
+    #[serde(default)]
+    all: bool,
+}
+
 pub async fn list_agents(
     State(state): State<AppState>,
     Account(account): Account,
+    query: Result<Query<ListAgentsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
+    let Query(query) = query?;
+    if query.all {
+        return Ok(Json(state.platform.all_agents(&account).await?));
+    }
     Ok(Json(state.platform.list_agents(&account).await?))
 }
 
@@ -143,7 +122,7 @@ pub async fn get_agent(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = agent_id(path)?;
-    let agent = state.platform.owned_agent(&account, id).await?;
+    let agent = state.platform.readable_agent(&account, id).await?;
     Ok(Json(AgentView::from(&agent)))
 }
 
@@ -176,7 +155,14 @@ pub async fn agent_commands(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = agent_id(path)?;
-    Ok(Json(state.platform.agent_commands(&account, id).await?))
+    state.platform.readable_agent(&account, id).await?;
+    let commands = state
+        .platform
+        .store()
+        .commands_for_agent(id, 100)
+        .await
+        .map_err(PlatformError::from)?;
+    Ok(Json(commands))
 }
 
 pub async fn agent_events(
@@ -185,7 +171,7 @@ pub async fn agent_events(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let id = agent_id(path)?;
-    state.platform.owned_agent(&account, id).await?;
+    state.platform.readable_agent(&account, id).await?;
     let events = state
         .platform
         .store()

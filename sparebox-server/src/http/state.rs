@@ -13,6 +13,10 @@ use crate::{ErrorCode, Platform, PlatformError};
 
 /// Deploy bundles a host may fetch per minute.
 pub const DEPLOY_CONFIG_PER_MINUTE: u32 = 10;
+/// Sign-in attempts per email address per minute, against password guessing. Someone who
+/// knows an address can use them up and hold its owner off for up to a minute; API tokens
+/// keep working meanwhile.
+pub const SIGN_INS_PER_MINUTE: u32 = 10;
 /// Heartbeats a host may send per minute (a busy daemon sends about one a second).
 pub const HEARTBEATS_PER_MINUTE: u32 = 240;
 
@@ -25,6 +29,8 @@ pub struct AppState {
     deploy_config: Arc<DefaultKeyedRateLimiter<HostId>>,
     /// Heartbeats per host.
     heartbeats: Arc<DefaultKeyedRateLimiter<HostId>>,
+    /// Sign-in attempts per normalised email.
+    sign_ins: Arc<DefaultKeyedRateLimiter<String>>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -46,6 +52,7 @@ impl AppState {
             platform,
             deploy_config: Arc::new(RateLimiter::keyed(per_minute(DEPLOY_CONFIG_PER_MINUTE))),
             heartbeats: Arc::new(RateLimiter::keyed(per_minute(HEARTBEATS_PER_MINUTE))),
+            sign_ins: Arc::new(RateLimiter::keyed(per_minute(SIGN_INS_PER_MINUTE))),
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -60,10 +67,25 @@ impl AppState {
         check(&self.heartbeats, host, "heartbeats")
     }
 
-    /// Drops limiter entries of hosts that have been quiet, so memory stays bounded.
+    /// Charges one sign-in attempt to `email` (trimmed and lowercased here).
+    pub fn check_sign_in(&self, email: &str) -> Result<(), PlatformError> {
+        let key = email.trim().to_lowercase();
+        self.sign_ins.check_key(&key).map_err(|not_until| {
+            let seconds = retry_seconds(not_until.wait_time_from(DefaultClock::default().now()));
+            PlatformError::new(
+                ErrorCode::RateLimited,
+                format!("too many sign-in attempts for this email: retry in {seconds} s"),
+            )
+            .with_retry_after(seconds)
+        })
+    }
+
+    /// Drops limiter entries of hosts and emails that have been quiet, so memory stays
+    /// bounded.
     pub fn prune_limiters(&self) {
         self.deploy_config.retain_recent();
         self.heartbeats.retain_recent();
+        self.sign_ins.retain_recent();
     }
 }
 
@@ -73,12 +95,16 @@ fn check(
     what: &str,
 ) -> Result<(), PlatformError> {
     limiter.check_key(&host).map_err(|not_until| {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        let seconds = wait.max(Duration::from_secs(1)).as_secs_f64().ceil() as u64;
+        let seconds = retry_seconds(not_until.wait_time_from(DefaultClock::default().now()));
         PlatformError::new(
             ErrorCode::RateLimited,
             format!("too many {what} from host {host}: retry in {seconds} s"),
         )
         .with_retry_after(seconds)
     })
+}
+
+/// Whole seconds to wait, at least one.
+fn retry_seconds(wait: Duration) -> u64 {
+    wait.max(Duration::from_secs(1)).as_secs_f64().ceil() as u64
 }

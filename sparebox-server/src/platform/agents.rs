@@ -8,13 +8,15 @@ impl Platform {
     ///
     /// # Errors
     ///
-    /// Bad request for invalid input; not found for an unknown host; conflict when the
-    /// host has no free slot.
+    /// Forbidden without the `deployer` role; bad request for invalid input; not found for
+    /// an unknown host; conflict when the host does not offer the tier, is at its cap or
+    /// has no free slot.
     pub async fn create_agent(
         &self,
         owner: &AccountRecord,
         request: AgentRequest,
     ) -> Result<(AgentView, CommandRecord), PlatformError> {
+        self.require_role(owner, sparebox_store::Role::Deployer, "creating an agent")?;
         let tier: Tier = request
             .tier
             .parse()
@@ -48,7 +50,7 @@ impl Platform {
                     image: self.config.agent_image.clone(),
                     openclaw_config: config,
                     workspace_files: request.workspace_files,
-                    sealed_secrets: self.master_key.seal(id, &secrets),
+                    sealed_secrets: sealing::seal(&self.keyring, id, &secrets)?,
                     created_at: now,
                 },
                 NewCommand {
@@ -191,11 +193,11 @@ impl Platform {
         }
         if let Some(secrets) = update.secrets {
             let mut secrets = validate::secrets(secrets)?;
-            let current = self.master_key.open(agent, &record.sealed_secrets)?;
+            let current = sealing::open(&self.keyring, agent, &record.sealed_secrets)?;
             if let Some(token) = current.get(GATEWAY_TOKEN_ENV) {
                 secrets.insert(GATEWAY_TOKEN_ENV.to_owned(), token.clone());
             }
-            change.sealed_secrets = Some(self.master_key.seal(agent, &secrets));
+            change.sealed_secrets = Some(sealing::seal(&self.keyring, agent, &secrets)?);
         }
         self.store.update_agent(agent, change).await?;
         if record.state == AgentState::PendingDeploy {

@@ -1,5 +1,7 @@
 //! What host daemons call: heartbeats and deploy bundles.
 
+use sparebox_core::crypto::BundleDraft;
+
 use super::*;
 
 impl Platform {
@@ -67,6 +69,7 @@ impl Platform {
             next_heartbeat_seconds: u32::try_from(self.config.heartbeat_interval.as_secs())
                 .unwrap_or(u32::MAX),
             server_time: self.clock.now(),
+            desired_agents: None,
         };
         Ok(HeartbeatOutcome { response, acks })
     }
@@ -124,6 +127,10 @@ impl Platform {
                 kind: record.kind,
                 tier: agent.tier,
                 created_at: record.created_at,
+                session_key: record
+                    .kind
+                    .needs_bundle()
+                    .then(|| self.keyring.session_key(record.id)),
             });
         }
         Ok(commands)
@@ -228,9 +235,9 @@ impl Platform {
                 format!("command {command_id} is {}, not sent", command.status),
             ));
         }
-        let secrets = self.master_key.open(agent.id, &agent.sealed_secrets)?;
+        let secrets = sealing::open(&self.keyring, agent.id, &agent.sealed_secrets)?;
         let now = self.clock.now();
-        Ok(DeployBundle {
+        let draft = BundleDraft {
             agent_id: agent.id,
             command_id,
             tier: agent.tier,
@@ -240,7 +247,13 @@ impl Platform {
             secrets,
             issued_at: now,
             expires_at: now + chrono_duration(self.config.bundle_ttl),
-        })
+        };
+        draft
+            .seal(&self.keyring.session_key(command_id))
+            .map_err(|err| {
+                tracing::error!(agent = %agent_id, command = %command_id, error = %err, "sealing a deploy bundle failed");
+                PlatformError::new(ErrorCode::Internal, "the deploy bundle could not be sealed")
+            })
     }
 }
 

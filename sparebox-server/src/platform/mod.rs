@@ -1,8 +1,15 @@
 //! The platform logic, independent of HTTP.
 
+mod accounts;
 mod agents;
 mod daemon;
+mod hosts;
+mod rotation;
 mod sweep;
+
+pub use accounts::{SessionStart, SignIn, SignUp};
+pub use hosts::{HostFilter, HostSettingsRequest};
+pub use rotation::RotationReport;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,16 +28,17 @@ use sparebox_protocol::{
 };
 use sparebox_store::{
     AccountRecord, AckOutcome, AgentEventKind, AgentRecord, AgentUpdate, CommandRecord,
-    HostHeartbeat, HostRecord, NewAccount, NewAgent, NewAgentEvent, NewCommand, NewHost, Store,
+    HostHeartbeat, HostRecord, NewAgent, NewAgentEvent, NewCommand, NewHost, Store, StoreError,
 };
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::PlatformConfig;
 use crate::error::{ErrorCode, PlatformError};
-use crate::secrets::{MasterKey, GATEWAY_TOKEN_ENV};
+use crate::secrets::{self as sealing, GATEWAY_TOKEN_ENV};
 use crate::tokens;
 use crate::validate;
 use crate::views::{AgentView, HostView};
+use sparebox_core::crypto::Keyring;
 
 /// The most commands handed to a daemon in one heartbeat response.
 const MAX_COMMANDS_PER_RESPONSE: u32 = 32;
@@ -74,6 +82,8 @@ pub struct SweepSummary {
     pub hosts_online: usize,
     /// Agents newly marked host offline.
     pub agents_marked_offline: usize,
+    /// Expired sessions deleted.
+    pub sessions_deleted: u64,
 }
 
 /// A deployer's change to an agent's configuration. Absent fields stay as they are.
@@ -96,7 +106,7 @@ pub struct ConfigUpdate {
 pub struct Platform {
     store: Arc<dyn Store>,
     config: PlatformConfig,
-    master_key: Arc<MasterKey>,
+    keyring: Arc<Keyring>,
     clock: Arc<dyn Clock>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -114,12 +124,12 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 }
 
 impl Platform {
-    /// A platform over `store` with `config`, sealing secrets under `master_key`.
-    pub fn new(store: Arc<dyn Store>, config: PlatformConfig, master_key: MasterKey) -> Self {
+    /// A platform over `store` with `config`, sealing secrets with `keyring`.
+    pub fn new(store: Arc<dyn Store>, config: PlatformConfig, keyring: Keyring) -> Self {
         Self {
             store,
             config,
-            master_key: Arc::new(master_key),
+            keyring: Arc::new(keyring),
             clock: Arc::new(SystemClock),
             shutdown: tokio::sync::watch::channel(false).0,
         }
@@ -185,41 +195,6 @@ impl Platform {
         &self.store
     }
 
-    /// Creates an account; returns it with its API token, which is shown only this once.
-    ///
-    /// # Errors
-    ///
-    /// Bad request for an empty or overlong name; conflict when it is taken.
-    pub async fn create_account(
-        &self,
-        name: &str,
-    ) -> Result<(AccountRecord, String), PlatformError> {
-        let name = validate::display_name("account name", name)?;
-        let token = tokens::generate(tokens::ACCOUNT_TOKEN_PREFIX);
-        let account = self
-            .store
-            .create_account(NewAccount {
-                name,
-                token_hash: tokens::hash(&token),
-                created_at: self.clock.now(),
-            })
-            .await?;
-        tracing::info!(account = %account.id, "account created");
-        Ok((account, token))
-    }
-
-    /// The account that owns `token`.
-    ///
-    /// # Errors
-    ///
-    /// Unauthorized when no account has that token.
-    pub async fn authenticate_account(&self, token: &str) -> Result<AccountRecord, PlatformError> {
-        self.store
-            .account_by_token_hash(&tokens::hash(token))
-            .await?
-            .ok_or_else(|| PlatformError::unauthorized("invalid account token"))
-    }
-
     /// The host that owns `key`.
     ///
     /// # Errors
@@ -230,66 +205,6 @@ impl Platform {
             .host_by_key_hash(&tokens::hash(key))
             .await?
             .ok_or_else(|| PlatformError::unauthorized("invalid host key"))
-    }
-
-    /// Registers a host for `owner`; returns it with its key, shown only this once.
-    ///
-    /// # Errors
-    ///
-    /// Bad request for an empty or overlong name.
-    pub async fn register_host(
-        &self,
-        owner: &AccountRecord,
-        name: &str,
-    ) -> Result<(HostView, String), PlatformError> {
-        let name = validate::display_name("host name", name)?;
-        let key = tokens::generate(tokens::HOST_KEY_PREFIX);
-        let host = self
-            .store
-            .create_host(NewHost {
-                owner: owner.id,
-                name,
-                key_hash: tokens::hash(&key),
-                key_prefix: tokens::display_prefix(&key),
-                created_at: self.clock.now(),
-            })
-            .await?;
-        tracing::info!(host = %host.id, owner = %owner.id, "host registered");
-        Ok((self.host_view(&host, self.clock.now()).await?, key))
-    }
-
-    /// Every host with its free slots, for browsing.
-    ///
-    /// # Errors
-    ///
-    /// Internal on storage failure.
-    pub async fn list_hosts(&self, now: DateTime<Utc>) -> Result<Vec<HostView>, PlatformError> {
-        let mut views = Vec::new();
-        for host in self.store.list_hosts().await? {
-            views.push(self.host_view(&host, now).await?);
-        }
-        Ok(views)
-    }
-
-    async fn host_view(
-        &self,
-        host: &HostRecord,
-        now: DateTime<Utc>,
-    ) -> Result<HostView, PlatformError> {
-        let occupied: Vec<Tier> = self
-            .store
-            .agents_for_host(host.id)
-            .await?
-            .iter()
-            .filter(|a| a.state.holds_slot())
-            .map(|a| a.tier)
-            .collect();
-        Ok(HostView::new(
-            host,
-            &occupied,
-            &self.config.reserve,
-            self.is_online(host, now),
-        ))
     }
 
     /// A host is online when its last heartbeat is younger than three intervals.

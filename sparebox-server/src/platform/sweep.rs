@@ -4,7 +4,7 @@ use super::*;
 
 impl Platform {
     /// One round of housekeeping by the platform's clock: expires commands older than the
-    /// expiry window, and marks the agents of hosts that have gone silent as host offline.
+    /// expiry window, deletes expired sessions, and marks the agents of hosts that have gone silent as host offline.
     /// Run it every few seconds; the reference server does.
     ///
     /// # Errors
@@ -16,6 +16,7 @@ impl Platform {
         for command in self.expire_commands(now).await? {
             summary.expired.push(command.kind);
         }
+        summary.sessions_deleted = self.store.delete_expired_sessions(now).await?;
         for host in self.store.list_hosts().await? {
             if self.is_online(&host, now) {
                 summary.hosts_online += 1;

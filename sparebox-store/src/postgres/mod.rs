@@ -23,18 +23,19 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use sparebox_core::{AgentState, HostId, Tier};
-use sparebox_protocol::HostHardware;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 use self::listener::Forwarder;
-use self::rows::COMMAND_COLUMNS;
-use crate::codec::{db_error, from_json, parse_name, superseded};
-use crate::{wakeup, CommandRecord, NewCommand, StoreError, StoreResult};
+use self::rows::{API_TOKEN_COLUMNS, COMMAND_COLUMNS, HOST_COLUMNS};
+use crate::codec::{db_error, parse_name, superseded};
+use crate::{
+    wakeup, ApiTokenRecord, CommandRecord, HostRecord, NewApiToken, NewCommand, StoreError,
+    StoreResult,
+};
 
 /// The PostgreSQL schema migrations, applied by [`PgStore::connect`].
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -91,19 +92,42 @@ impl PgStore {
 
 type Tx = Transaction<'static, Postgres>;
 
-/// Locks the host row and returns the hardware it last reported.
-async fn lock_host(tx: &mut Tx, host: HostId) -> StoreResult<Option<HostHardware>> {
-    // NO KEY UPDATE serialises creates (and heartbeats) on the host without blocking the
-    // foreign-key checks of commands and events inserted for its agents meanwhile.
-    let row = sqlx::query("SELECT hardware FROM hosts WHERE id = $1 FOR NO KEY UPDATE")
+/// Locks the host row and returns the host.
+async fn lock_host(tx: &mut Tx, host: HostId) -> StoreResult<HostRecord> {
+    // NO KEY UPDATE serialises creates (and heartbeats and settings changes) on the host
+    // without blocking the foreign-key checks of commands and events inserted for its
+    // agents meanwhile.
+    let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE id = $1 FOR NO KEY UPDATE");
+    let row = sqlx::query(&sql)
         .bind(host.0)
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| not_found("host", host))?;
-    let hardware: Option<Json<serde_json::Value>> = row.try_get("hardware")?;
-    hardware
-        .map(|Json(value)| from_json("hosts.hardware", value))
-        .transpose()
+    rows::host(&row)
+}
+
+async fn insert_api_token(tx: &mut Tx, new: &NewApiToken) -> StoreResult<ApiTokenRecord> {
+    let sql = format!(
+        "INSERT INTO api_tokens (id, account, name, token_hash, prefix, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {API_TOKEN_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(new.id)
+        .bind(new.account)
+        .bind(&new.name)
+        .bind(&new.token_hash)
+        .bind(&new.prefix)
+        .bind(new.created_at)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|err| {
+            db_error(
+                err,
+                || format!("api token {}", new.id),
+                || not_found("account", new.account),
+            )
+        })?;
+    rows::api_token(&row)
 }
 
 /// The tiers of a host's agents that hold a slot.

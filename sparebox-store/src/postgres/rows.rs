@@ -6,18 +6,21 @@ use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::Row;
 
-use crate::codec::{from_json, parse_isolation, parse_name};
+use crate::codec::{from_json, parse_cap, parse_isolation, parse_name, parse_roles, parse_tiers};
 use crate::{
-    AccountRecord, AgentEventKind, AgentEventRecord, AgentRecord, CommandRecord, HostRecord,
-    StoreError, StoreResult,
+    AccountRecord, AgentEventKind, AgentEventRecord, AgentRecord, ApiTokenRecord, CommandRecord,
+    HostRecord, HostSettings, SessionRecord, StoreError, StoreResult,
 };
 
 /// Columns selected for an account.
-pub(super) const ACCOUNT_COLUMNS: &str = "id, name, created_at";
+pub(super) const ACCOUNT_COLUMNS: &str = "id, email, name, roles, created_at";
+
+/// Columns selected for an API token.
+pub(super) const API_TOKEN_COLUMNS: &str = "id, account, name, prefix, created_at";
 
 /// Columns selected for a host.
 pub(super) const HOST_COLUMNS: &str = "id, owner, name, key_prefix, hardware, isolation, \
-     daemon_version, last_heartbeat_at, created_at";
+     daemon_version, last_heartbeat_at, offered_tiers, prices, max_agents, region, created_at";
 
 /// Columns selected for an agent.
 pub(super) const AGENT_COLUMNS: &str = "id, host, owner, name, tier, image, openclaw_config, \
@@ -49,9 +52,33 @@ where
 
 /// Decodes an account row.
 pub(super) fn account(row: &PgRow) -> StoreResult<AccountRecord> {
+    let roles: String = row.try_get("roles")?;
     Ok(AccountRecord {
         id: row.try_get("id")?,
+        email: row.try_get("email")?,
         name: row.try_get("name")?,
+        roles: parse_roles(&roles)?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// Decodes a session joined with its account.
+pub(super) fn session(row: &PgRow) -> StoreResult<SessionRecord> {
+    Ok(SessionRecord {
+        account: account(row)?,
+        csrf_hash: row.try_get("csrf_hash")?,
+        created_at: row.try_get("session_created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+/// Decodes an API token row.
+pub(super) fn api_token(row: &PgRow) -> StoreResult<ApiTokenRecord> {
+    Ok(ApiTokenRecord {
+        id: row.try_get("id")?,
+        account: row.try_get("account")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -68,7 +95,19 @@ pub(super) fn host(row: &PgRow) -> StoreResult<HostRecord> {
         isolation: isolation.as_deref().map(parse_isolation).transpose()?,
         daemon_version: row.try_get("daemon_version")?,
         last_heartbeat_at: row.try_get("last_heartbeat_at")?,
+        settings: host_settings(row)?,
         created_at: row.try_get("created_at")?,
+    })
+}
+
+fn host_settings(row: &PgRow) -> StoreResult<HostSettings> {
+    let offered: String = row.try_get("offered_tiers")?;
+    let cap: Option<i32> = row.try_get("max_agents")?;
+    Ok(HostSettings {
+        offered: parse_tiers(&offered)?,
+        prices: json(row, "prices")?,
+        max_agents: parse_cap(cap.map(i64::from))?,
+        region: row.try_get("region")?,
     })
 }
 

@@ -16,7 +16,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use sparebox_core::{AgentState, CommandId, HostId, Tier};
-use sparebox_protocol::HostHardware;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -24,9 +23,12 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::broadcast;
 
-use self::rows::{micros, COMMAND_COLUMNS};
+use self::rows::{micros, API_TOKEN_COLUMNS, COMMAND_COLUMNS, HOST_COLUMNS};
 use crate::codec::{db_error, parse_name, superseded};
-use crate::{wakeup, CommandRecord, NewCommand, StoreError, StoreResult};
+use crate::{
+    wakeup, ApiTokenRecord, CommandRecord, HostRecord, NewApiToken, NewCommand, StoreError,
+    StoreResult,
+};
 
 /// The SQLite schema migrations, applied by [`SqliteStore::open`].
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -110,24 +112,15 @@ impl SqliteStore {
     }
 }
 
-/// The hardware a host last reported, or `NotFound` when the host does not exist.
-async fn host_hardware(
-    tx: &mut Transaction<'static, Sqlite>,
-    host: HostId,
-) -> StoreResult<Option<HostHardware>> {
-    let row = sqlx::query("SELECT hardware FROM hosts WHERE id = ?")
+/// The host as stored, or `NotFound` when it does not exist.
+async fn host_in(tx: &mut Transaction<'static, Sqlite>, host: HostId) -> StoreResult<HostRecord> {
+    let sql = format!("SELECT {HOST_COLUMNS} FROM hosts WHERE id = ?");
+    let row = sqlx::query(&sql)
         .bind(host.to_string())
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| not_found("host", host))?;
-    let text: Option<String> = row.try_get("hardware")?;
-    text.map(|t| {
-        serde_json::from_str(&t).map_err(|err| StoreError::Corrupt {
-            column: "hosts.hardware",
-            message: err.to_string(),
-        })
-    })
-    .transpose()
+    rows::host(&row)
 }
 
 /// The tiers of a host's agents that hold a slot.
@@ -148,6 +141,33 @@ async fn slot_holders(
         }
     }
     Ok(tiers)
+}
+
+async fn insert_api_token(
+    tx: &mut Transaction<'static, Sqlite>,
+    new: &NewApiToken,
+) -> StoreResult<ApiTokenRecord> {
+    let sql = format!(
+        "INSERT INTO api_tokens (id, account, name, token_hash, prefix, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING {API_TOKEN_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(new.id.to_string())
+        .bind(new.account.to_string())
+        .bind(&new.name)
+        .bind(&new.token_hash)
+        .bind(&new.prefix)
+        .bind(micros(new.created_at))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|err| {
+            db_error(
+                err,
+                || format!("api token {}", new.id),
+                || not_found("account", new.account),
+            )
+        })?;
+    rows::api_token(&row)
 }
 
 async fn insert_command(

@@ -7,18 +7,21 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::codec::{from_json, parse_isolation, parse_name};
+use crate::codec::{from_json, parse_cap, parse_isolation, parse_name, parse_roles, parse_tiers};
 use crate::{
-    AccountRecord, AgentEventKind, AgentEventRecord, AgentRecord, CommandRecord, HostRecord,
-    StoreError, StoreResult,
+    AccountRecord, AgentEventKind, AgentEventRecord, AgentRecord, ApiTokenRecord, CommandRecord,
+    HostRecord, HostSettings, SessionRecord, StoreError, StoreResult,
 };
 
 /// Columns selected for an account.
-pub(super) const ACCOUNT_COLUMNS: &str = "id, name, created_at";
+pub(super) const ACCOUNT_COLUMNS: &str = "id, email, name, roles, created_at";
+
+/// Columns selected for an API token.
+pub(super) const API_TOKEN_COLUMNS: &str = "id, account, name, prefix, created_at";
 
 /// Columns selected for a host.
 pub(super) const HOST_COLUMNS: &str = "id, owner, name, key_prefix, hardware, isolation, \
-     daemon_version, last_heartbeat_at, created_at";
+     daemon_version, last_heartbeat_at, offered_tiers, prices, max_agents, region, created_at";
 
 /// Columns selected for an agent.
 pub(super) const AGENT_COLUMNS: &str = "id, host, owner, name, tier, image, openclaw_config, \
@@ -88,9 +91,33 @@ where
 
 /// Decodes an account row.
 pub(super) fn account(row: &SqliteRow) -> StoreResult<AccountRecord> {
+    let roles: String = row.try_get("roles")?;
     Ok(AccountRecord {
         id: uuid(row, "id")?,
+        email: row.try_get("email")?,
         name: row.try_get("name")?,
+        roles: parse_roles(&roles)?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+/// Decodes a session joined with its account.
+pub(super) fn session(row: &SqliteRow) -> StoreResult<SessionRecord> {
+    Ok(SessionRecord {
+        account: account(row)?,
+        csrf_hash: row.try_get("csrf_hash")?,
+        created_at: time(row, "session_created_at")?,
+        expires_at: time(row, "expires_at")?,
+    })
+}
+
+/// Decodes an API token row.
+pub(super) fn api_token(row: &SqliteRow) -> StoreResult<ApiTokenRecord> {
+    Ok(ApiTokenRecord {
+        id: uuid(row, "id")?,
+        account: uuid(row, "account")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
         created_at: time(row, "created_at")?,
     })
 }
@@ -107,7 +134,18 @@ pub(super) fn host(row: &SqliteRow) -> StoreResult<HostRecord> {
         isolation: isolation.as_deref().map(parse_isolation).transpose()?,
         daemon_version: row.try_get("daemon_version")?,
         last_heartbeat_at: opt_time(row, "last_heartbeat_at")?,
+        settings: host_settings(row)?,
         created_at: time(row, "created_at")?,
+    })
+}
+
+fn host_settings(row: &SqliteRow) -> StoreResult<HostSettings> {
+    let offered: String = row.try_get("offered_tiers")?;
+    Ok(HostSettings {
+        offered: parse_tiers(&offered)?,
+        prices: json(row, "prices")?,
+        max_agents: parse_cap(row.try_get("max_agents")?)?,
+        region: row.try_get("region")?,
     })
 }
 

@@ -1,5 +1,7 @@
 //! The [`Store`] implementation for [`SqliteStore`].
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sparebox_core::command::AckEffect;
@@ -9,52 +11,191 @@ use sqlx::Row;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use super::rows::{micros, ACCOUNT_COLUMNS, AGENT_COLUMNS, COMMAND_COLUMNS, HOST_COLUMNS};
+use super::rows::{
+    micros, ACCOUNT_COLUMNS, AGENT_COLUMNS, API_TOKEN_COLUMNS, COMMAND_COLUMNS, HOST_COLUMNS,
+};
 use super::{
-    host_hardware, insert_command, not_found, rows, select_command, slot_holders,
+    host_in, insert_api_token, insert_command, not_found, rows, select_command, slot_holders,
     supersede_pending, SqliteStore,
 };
 use crate::codec::{
-    ack_effect, ack_error, apply_update, check_first_command, db_error, has_slot, sql_limit,
-    to_json,
+    ack_effect, ack_error, apply_update, check_first_command, check_first_token, check_placement,
+    db_error, roles_text, sql_limit, tiers_text, to_json,
 };
 use crate::{
-    wakeup, AccountId, AccountRecord, AckOutcome, AgentEventRecord, AgentRecord, AgentUpdate,
-    CommandRecord, HostHeartbeat, HostRecord, NewAccount, NewAgent, NewAgentEvent, NewCommand,
-    NewHost, Store, StoreError, StoreResult,
+    wakeup, AccountCredentials, AccountId, AccountRecord, AckOutcome, AgentEventRecord,
+    AgentRecord, AgentUpdate, ApiTokenId, ApiTokenRecord, CommandRecord, HostHeartbeat, HostRecord,
+    HostSettings, NewAccount, NewAgent, NewAgentEvent, NewApiToken, NewCommand, NewHost,
+    NewSession, Role, SessionRecord, Store, StoreError, StoreResult,
 };
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_account(&self, new: NewAccount) -> StoreResult<AccountRecord> {
+    async fn create_account(
+        &self,
+        new: NewAccount,
+        first_token: NewApiToken,
+    ) -> StoreResult<(AccountRecord, ApiTokenRecord)> {
+        check_first_token(&new, &first_token)?;
+        let mut tx = self.write().await?;
         let sql = format!(
-            "INSERT INTO accounts (id, name, token_hash, created_at) VALUES (?, ?, ?, ?) \
-             RETURNING {ACCOUNT_COLUMNS}"
+            "INSERT INTO accounts (id, email, name, password_hash, roles, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING {ACCOUNT_COLUMNS}"
         );
         let row = sqlx::query(&sql)
-            .bind(Uuid::new_v4().to_string())
+            .bind(new.id.to_string())
+            .bind(&new.email)
             .bind(&new.name)
-            .bind(&new.token_hash)
+            .bind(&new.password_hash)
+            .bind(roles_text(&new.roles))
             .bind(micros(new.created_at))
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
             .map_err(|err| {
                 db_error(
                     err,
-                    || format!("account {:?}", new.name),
-                    || not_found("account", &new.name),
+                    || format!("account with email {:?}", new.email),
+                    || not_found("account", new.id),
                 )
             })?;
+        let account = rows::account(&row)?;
+        let token = insert_api_token(&mut tx, &first_token).await?;
+        tx.commit().await?;
+        Ok((account, token))
+    }
+
+    async fn account(&self, id: AccountId) -> StoreResult<Option<AccountRecord>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rows::account).transpose()
+    }
+
+    async fn account_by_email(&self, email: &str) -> StoreResult<Option<AccountCredentials>> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS}, password_hash FROM accounts WHERE email = ?");
+        let row = sqlx::query(&sql)
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(AccountCredentials {
+                account: rows::account(&row)?,
+                password_hash: row.try_get("password_hash")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_account_roles(
+        &self,
+        id: AccountId,
+        roles: BTreeSet<Role>,
+    ) -> StoreResult<AccountRecord> {
+        let sql = format!("UPDATE accounts SET roles = ? WHERE id = ? RETURNING {ACCOUNT_COLUMNS}");
+        let row = sqlx::query(&sql)
+            .bind(roles_text(&roles))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("account", id))?;
         rows::account(&row)
     }
 
+    async fn create_api_token(&self, new: NewApiToken) -> StoreResult<ApiTokenRecord> {
+        let mut tx = self.write().await?;
+        let token = insert_api_token(&mut tx, &new).await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
     async fn account_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<AccountRecord>> {
-        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE token_hash = ?");
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts \
+             WHERE id = (SELECT account FROM api_tokens WHERE token_hash = ?)"
+        );
         let row = sqlx::query(&sql)
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(rows::account).transpose()
+    }
+
+    async fn api_tokens_for_account(&self, account: AccountId) -> StoreResult<Vec<ApiTokenRecord>> {
+        let sql = format!(
+            "SELECT {API_TOKEN_COLUMNS} FROM api_tokens WHERE account = ? \
+             ORDER BY created_at, rowid"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(account.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::api_token).collect()
+    }
+
+    async fn delete_api_token(&self, account: AccountId, id: ApiTokenId) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM api_tokens WHERE id = ? AND account = ?")
+            .bind(id.to_string())
+            .bind(account.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_session(&self, new: NewSession) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, account, csrf_hash, created_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&new.id_hash)
+        .bind(new.account.to_string())
+        .bind(&new.csrf_hash)
+        .bind(micros(new.created_at))
+        .bind(micros(new.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(|err| {
+            db_error(
+                err,
+                || "session".to_owned(),
+                || not_found("account", new.account),
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn session_by_hash(
+        &self,
+        id_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let sql = "SELECT a.id, a.email, a.name, a.roles, a.created_at, s.csrf_hash, \
+                   s.created_at AS session_created_at, s.expires_at \
+                   FROM sessions s JOIN accounts a ON a.id = s.account \
+                   WHERE s.id_hash = ? AND s.expires_at > ?";
+        let row = sqlx::query(sql)
+            .bind(id_hash)
+            .bind(micros(now))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rows::session).transpose()
+    }
+
+    async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(micros(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn create_host(&self, new: NewHost) -> StoreResult<HostRecord> {
@@ -105,6 +246,64 @@ impl Store for SqliteStore {
         rows.iter().map(rows::host).collect()
     }
 
+    async fn hosts_for_owner(&self, owner: AccountId) -> StoreResult<Vec<HostRecord>> {
+        let sql =
+            format!("SELECT {HOST_COLUMNS} FROM hosts WHERE owner = ? ORDER BY created_at, rowid");
+        let rows = sqlx::query(&sql)
+            .bind(owner.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::host).collect()
+    }
+
+    async fn rotate_host_key(
+        &self,
+        id: HostId,
+        key_hash: Vec<u8>,
+        key_prefix: String,
+    ) -> StoreResult<HostRecord> {
+        let sql = format!(
+            "UPDATE hosts SET key_hash = ?, key_prefix = ? WHERE id = ? RETURNING {HOST_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&key_hash)
+            .bind(&key_prefix)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|err| {
+                db_error(
+                    err,
+                    || format!("host key {key_prefix}"),
+                    || not_found("host", id),
+                )
+            })?
+            .ok_or_else(|| not_found("host", id))?;
+        rows::host(&row)
+    }
+
+    async fn set_host_settings(
+        &self,
+        id: HostId,
+        settings: HostSettings,
+    ) -> StoreResult<HostRecord> {
+        let prices = to_json("hosts.prices", &settings.prices)?;
+        let sql = format!(
+            "UPDATE hosts SET offered_tiers = ?, prices = ?, max_agents = ?, region = ? \
+             WHERE id = ? RETURNING {HOST_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(tiers_text(&settings.offered))
+            .bind(prices.to_string())
+            .bind(settings.max_agents.map(i64::from))
+            .bind(&settings.region)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("host", id))?;
+        rows::host(&row)
+    }
+
     async fn record_heartbeat(
         &self,
         host: HostId,
@@ -140,15 +339,16 @@ impl Store for SqliteStore {
         let files = to_json("agents.workspace_files", &new.workspace_files)?;
         let mut tx = self.write().await?;
 
-        let hardware = host_hardware(&mut tx, new.host).await?;
+        let host = host_in(&mut tx, new.host).await?;
         let holders = slot_holders(&mut tx, new.host).await?;
-        let fits = hardware.is_some_and(|hw| has_slot(&hw, &reserve, holders, new.tier));
-        if !fits {
-            return Err(StoreError::NoSlot {
-                host: new.host,
-                tier: new.tier,
-            });
-        }
+        check_placement(
+            host.id,
+            host.hardware.as_ref(),
+            &host.settings,
+            &reserve,
+            holders,
+            new.tier,
+        )?;
 
         let sql = format!(
             "INSERT INTO agents (id, host, owner, name, tier, image, openclaw_config, \

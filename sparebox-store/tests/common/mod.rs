@@ -4,6 +4,8 @@ pub mod cases;
 #[cfg(feature = "postgres")]
 pub mod pg;
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sparebox_core::{AgentId, CommandId, CommandKind, HostId, Reserve, Tier};
@@ -12,7 +14,7 @@ use sparebox_protocol::{HostHardware, IsolationMode, WorkspaceFile};
 use sparebox_store::sqlite::SqliteStore;
 use sparebox_store::{
     AccountRecord, AgentRecord, CommandRecord, HostHeartbeat, HostRecord, NewAccount, NewAgent,
-    NewCommand, NewHost, Store,
+    NewApiToken, NewCommand, NewHost, Role, Store,
 };
 #[cfg(feature = "sqlite")]
 use tempfile::TempDir;
@@ -88,16 +90,40 @@ pub fn random_hash() -> Vec<u8> {
     hash
 }
 
-/// Creates an account with a unique name.
+/// A new account with a unique email, deployer and host owner.
+pub fn new_account(secs: i64) -> NewAccount {
+    let id = Uuid::new_v4();
+    NewAccount {
+        id,
+        email: format!("user-{}@example.com", id.simple()),
+        name: "user".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
+        roles: BTreeSet::from([Role::Deployer, Role::HostOwner]),
+        created_at: at(secs),
+    }
+}
+
+/// A first API token for `account`, with a random hash.
+pub fn new_token(account: Uuid, secs: i64) -> NewApiToken {
+    NewApiToken {
+        id: Uuid::new_v4(),
+        account,
+        name: "first".into(),
+        token_hash: random_hash(),
+        prefix: "sbx_pat_1234".into(),
+        created_at: at(secs),
+    }
+}
+
+/// Creates an account with a unique email.
 pub async fn account(store: &impl Store, secs: i64) -> AccountRecord {
+    let new = new_account(secs);
+    let token = new_token(new.id, secs);
     store
-        .create_account(NewAccount {
-            name: format!("account-{}", Uuid::new_v4().simple()),
-            token_hash: random_hash(),
-            created_at: at(secs),
-        })
+        .create_account(new, token)
         .await
         .expect("create account")
+        .0
 }
 
 /// Registers a host for `owner` (without any heartbeat yet).

@@ -6,19 +6,17 @@ use chrono::TimeDelta;
 use sparebox_core::CommandKind;
 use sparebox_store::{NewAccount, Store};
 
-use crate::common::{at, random_hash, Backend, World};
+use crate::common::{at, new_account, new_token, Backend, World};
 
 pub async fn timestamps_are_kept_to_the_microsecond<B: Backend>(backend: &B) {
     let store = backend.open().await;
     let precise = at(0) + TimeDelta::nanoseconds(123_456_789);
-    let created = store
-        .create_account(NewAccount {
-            name: "precise".into(),
-            token_hash: random_hash(),
-            created_at: precise,
-        })
-        .await
-        .unwrap();
+    let new = NewAccount {
+        created_at: precise,
+        ..new_account(0)
+    };
+    let token = new_token(new.id, 0);
+    let (created, _) = store.create_account(new, token).await.unwrap();
 
     assert_eq!(created.created_at, at(0) + TimeDelta::microseconds(123_456));
 }

@@ -1,11 +1,13 @@
 //! The conformance cases: every backend must pass each of them unchanged.
 
+mod accounts;
 mod agents;
 mod commands;
 mod durability;
 mod hosts;
 mod races;
 
+pub use accounts::*;
 pub use agents::*;
 pub use commands::*;
 pub use durability::*;

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use sparebox_core::{CommandKind, Reserve, Tier};
-use sparebox_store::{AckOutcome, Store, StoreError};
+use sparebox_store::{AckOutcome, HostSettings, Store, StoreError};
 
 use super::ack;
 use crate::common::{
@@ -110,6 +110,57 @@ pub async fn racing_creates_for_the_last_slot_have_one_winner<B: Backend>(backen
 
     assert_eq!(wins, 1);
     assert_eq!(store.agents_for_host(small.id).await.unwrap().len(), 2);
+}
+
+pub async fn racing_creates_under_the_cap_have_one_winner<B: Backend>(backend: &B) {
+    let store = backend.open().await;
+    let owner = account(&store, 0).await;
+    let big = host(&store, &owner, 1).await;
+    store
+        .record_heartbeat(big.id, heartbeat(hardware(64, 16)), at(2))
+        .await
+        .unwrap();
+    store
+        .set_host_settings(
+            big.id,
+            HostSettings {
+                max_agents: Some(2),
+                ..HostSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    let first = new_agent(big.id, &owner, Tier::Lite, 3);
+    let first_cmd = new_command(first.id, first.host, CommandKind::Deploy, 3);
+    store
+        .create_agent(first, first_cmd, Reserve::default())
+        .await
+        .unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..RACERS {
+        replicas.push(backend.open().await);
+    }
+
+    let tasks: Vec<_> = replicas
+        .into_iter()
+        .enumerate()
+        .map(|(i, replica)| {
+            let new = new_agent(big.id, &owner, Tier::Lite, 10 + i as i64);
+            let cmd = new_command(new.id, new.host, CommandKind::Deploy, 10 + i as i64);
+            tokio::spawn(async move { replica.create_agent(new, cmd, Reserve::default()).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => wins += 1,
+            Err(StoreError::HostAtCap { max: 2, .. }) => {}
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+
+    assert_eq!(wins, 1);
+    assert_eq!(store.agents_for_host(big.id).await.unwrap().len(), 2);
 }
 
 pub async fn racing_acks_apply_once<B: Backend>(backend: &B) {
