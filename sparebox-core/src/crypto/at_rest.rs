@@ -33,8 +33,8 @@ use sha2::Sha256;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use super::canonical::{decode_secrets, encode_secrets};
 use super::bundle::SessionKey;
+use super::canonical::{decode_secrets, encode_secrets};
 use crate::{AgentId, CommandId, Secret};
 
 const VERSION: u8 = 1;
