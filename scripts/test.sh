@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Sparebox test on a Debian machine, setting up what the tests need first:
-# a Docker engine, the local agent image, a PostgreSQL server on a loopback port.
+# a Docker engine and Podman's API service with the local agent image, a real OpenClaw
+# (npm) with a locally built OpenClaw image, and a PostgreSQL server on a loopback port.
 # Usage: scripts/test.sh [extra cargo nextest arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,13 @@ bash scripts/ensure-docker.sh
 
 step "building the local agent test image"
 bash scripts/build-agent-image.sh
+
+step "starting Podman's API service"
+bash scripts/ensure-podman.sh
+
+step "installing a real OpenClaw (Node 24 and openclaw from npm) and building its image"
+bash scripts/install-openclaw.sh
+bash scripts/build-openclaw-image.sh
 
 step "starting PostgreSQL"
 SPAREBOX_TEST_POSTGRES_URL=$(bash scripts/start-postgres.sh | tail -n 1)

@@ -184,7 +184,11 @@ async fn redelivered_deploy_is_acked_again_and_leaves_exactly_one_container() {
     .await;
 
     assert_eq!(first.len(), 1, "{first:?}");
-    assert_eq!(containers_of(&agent), first, "no second container, none replaced");
+    assert_eq!(
+        containers_of(&agent),
+        first,
+        "no second container, none replaced"
+    );
     assert_eq!(events_of_kind(&api, &agent, "deployed").await, 1);
     assert_eq!(api.view(&agent).await["state"], "running");
     daemon.stop().await;
@@ -218,7 +222,10 @@ async fn server_outage_is_ridden_out_and_the_ack_arrives_once() {
     })
     .await;
     let stop = command_id(&api_commands_offline(&recording));
-    assert!(recording.acks_sent(stop) >= 1, "the ack was tried while away");
+    assert!(
+        recording.acks_sent(stop) >= 1,
+        "the ack was tried while away"
+    );
     server.restart().await;
 
     api.wait_command(&agent, "stop", "acked").await;
@@ -292,7 +299,11 @@ async fn deploy_interrupted_at(stage: DeployStage, expect: &str) -> Interrupted 
     api.wait_command(&agent, "deploy", expect).await;
     if expect == "acked" {
         assert_eq!(before.len(), 1, "the first daemon created the container");
-        assert_eq!(containers_of(&agent), before, "the same container, no second one");
+        assert_eq!(
+            containers_of(&agent),
+            before,
+            "the same container, no second one"
+        );
     }
     second.stop().await;
     Interrupted {
@@ -320,5 +331,8 @@ async fn deploy_killed_before_its_container_existed_fails_instead_of_hanging() {
     assert!(containers_of(&run.agent).is_empty());
     let commands = run.api.commands(&run.agent).await;
     let error = commands[0]["error"].as_str().unwrap_or_default().to_owned();
-    assert!(error.contains("interrupted by a daemon restart"), "{commands:?}");
+    assert!(
+        error.contains("interrupted by a daemon restart"),
+        "{commands:?}"
+    );
 }

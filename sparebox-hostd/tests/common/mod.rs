@@ -172,8 +172,12 @@ impl Api {
     }
 
     pub async fn view(&self, agent: &str) -> Value {
-        self.send(reqwest::Method::GET, &format!("/api/v1/agents/{agent}"), None)
-            .await
+        self.send(
+            reqwest::Method::GET,
+            &format!("/api/v1/agents/{agent}"),
+            None,
+        )
+        .await
     }
 
     pub async fn commands(&self, agent: &str) -> Vec<Value> {

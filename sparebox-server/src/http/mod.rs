@@ -26,6 +26,7 @@
 //! | `PUT /api/v1/agents/{id}/config` | owner | replace config, workspace files, secrets; queues update_config |
 //! | `POST /api/v1/agents/{id}/retry` | owner | queue a new deploy after a failed one |
 //! | `GET /metrics` | anyone on the network | Prometheus metrics |
+//! | `GET /api/v1/openapi.json` | anyone | the OpenAPI 3 description of this API ([`OPENAPI`]) |
 //!
 //! "Account" means an API token (`Authorization: Bearer sbx_pat_...`) or the
 //! `sparebox_session` cookie; with the cookie, `POST`, `PUT` and `DELETE` also need the
@@ -62,6 +63,17 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The largest request body when creating an agent (workspace files may be 50 MB).
 pub const MAX_AGENT_BODY_BYTES: usize = 60 * 1024 * 1024;
 
+/// The OpenAPI 3 document describing every route, kept in the repository as
+/// `sparebox-server/openapi.json` and served at `/api/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
 /// The API router over `platform`.
 pub fn router(platform: Platform) -> Router {
     router_with_state(AppState::new(platform))
@@ -87,6 +99,7 @@ pub fn router_with_state(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/metrics", get(metrics::serve_metrics))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/users", post(accounts::sign_up))
         .route("/api/v1/users/me", get(accounts::me))
         .route("/api/v1/sessions", post(accounts::sign_in))
