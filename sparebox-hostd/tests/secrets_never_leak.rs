@@ -144,7 +144,34 @@ async fn deployer_secret_reaches_only_the_container() {
     let daemon = tokio::spawn(daemon.run(async {
         let _ = stopped.await;
     }));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The host reports its hardware before it can take an agent.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let hosts: Value = serde_json::from_str(
+            &call(
+                &client,
+                reqwest::Method::GET,
+                format!("{base}/api/v1/hosts"),
+                &token,
+                None,
+            )
+            .await,
+        )
+        .unwrap();
+        if hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["id"] == host_id && h["online"] == true)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "host never came online: {hosts}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let created = call(
         &client,

@@ -1,6 +1,10 @@
 //! What host daemons call: heartbeats and deploy bundles.
 
 use sparebox_core::crypto::BundleDraft;
+use sparebox_protocol::{DesiredAgent, DesiredState};
+
+/// How many of an agent's latest commands decide what the platform wants of it.
+const DESIRED_HISTORY: u32 = 20;
 
 use super::*;
 
@@ -69,9 +73,83 @@ impl Platform {
             next_heartbeat_seconds: u32::try_from(self.config.heartbeat_interval.as_secs())
                 .unwrap_or(u32::MAX),
             server_time: self.clock.now(),
-            desired_agents: None,
+            desired_agents: Some(self.desired_agents(host).await?),
         };
         Ok(HeartbeatOutcome { response, acks })
+    }
+
+    /// What the platform wants on `host`: every agent not being removed, running unless
+    /// its deployer's latest effective start/stop/restart/deploy was a stop, and whether a
+    /// command for it is still on its way (the daemon leaves those alone).
+    async fn desired_agents(&self, host: &HostRecord) -> Result<Vec<DesiredAgent>, PlatformError> {
+        let mut desired = Vec::new();
+        for agent in self.store.agents_for_host(host.id).await? {
+            if matches!(
+                agent.state,
+                AgentState::Undeployed | AgentState::Undeploying
+            ) {
+                continue;
+            }
+            let recent = self
+                .store
+                .commands_for_agent(agent.id, DESIRED_HISTORY)
+                .await?;
+            let command_pending = recent
+                .iter()
+                .any(|c| matches!(c.status, CommandStatus::Pending | CommandStatus::Sent));
+            let intent = recent.iter().find(|c| {
+                matches!(
+                    c.kind,
+                    CommandKind::Start
+                        | CommandKind::Stop
+                        | CommandKind::Restart
+                        | CommandKind::Deploy
+                ) && !matches!(
+                    c.status,
+                    CommandStatus::Failed | CommandStatus::Expired | CommandStatus::Superseded
+                )
+            });
+            let state = match intent.map(|c| c.kind) {
+                Some(CommandKind::Stop) => DesiredState::Stopped,
+                _ => DesiredState::Running,
+            };
+            desired.push(DesiredAgent {
+                agent_id: agent.id,
+                tier: agent.tier,
+                state,
+                command_pending,
+            });
+        }
+        Ok(desired)
+    }
+
+    /// Queues a fresh deploy for an agent whose container vanished from its host while it
+    /// was running (the daemon cannot recreate it alone: the bundle comes with a deploy).
+    /// A stopped agent is not brought back to life this way, and a deploy that fails
+    /// leaves the agent in error, so this never loops.
+    async fn redeploy_missing(&self, agent: &AgentRecord) -> Result<(), PlatformError> {
+        let recent = self
+            .store
+            .commands_for_agent(agent.id, DESIRED_HISTORY)
+            .await?;
+        if recent
+            .iter()
+            .any(|c| matches!(c.status, CommandStatus::Pending | CommandStatus::Sent))
+        {
+            return Ok(());
+        }
+        let command = self
+            .store
+            .enqueue_command(NewCommand {
+                id: CommandId::new_random(),
+                agent: agent.id,
+                host: agent.host,
+                kind: CommandKind::Deploy,
+                created_at: self.clock.now(),
+            })
+            .await?;
+        tracing::warn!(agent = %agent.id, command = %command.id, "agent's container is missing on its host; deploy queued again");
+        Ok(())
     }
 
     async fn wait_for_commands(
@@ -186,12 +264,17 @@ impl Platform {
             return Ok(());
         }
         let event = report_event(&agent, &report);
+        let vanished = report.status == RuntimeStatus::Missing
+            && matches!(agent.state, AgentState::Running | AgentState::HostOffline);
         let lifecycle_event = AgentEvent::Reported(report.host_report());
         let update = AgentUpdate {
             report: Some((report, now)),
             ..AgentUpdate::default()
         };
         self.advance(&agent, &lifecycle_event, update).await?;
+        if vanished {
+            self.redeploy_missing(&agent).await?;
+        }
         if let Some((kind, message)) = event {
             self.store
                 .add_event(NewAgentEvent {
