@@ -29,9 +29,9 @@
 mod heartbeat;
 
 pub use heartbeat::{
-    AckStatus, AgentEventKind, AgentEventReport, AgentStatusReport, Command, CommandAck, DesiredAgent, DesiredState,
-    HeartbeatRequest, HeartbeatResponse, HostHardware, IsolationMode, IsolationReport,
-    RuntimeStatus,
+    AckStatus, AgentEventKind, AgentEventReport, AgentStatusReport, Command, CommandAck,
+    DesiredAgent, DesiredState, HeartbeatRequest, HeartbeatResponse, HostHardware, IsolationMode,
+    IsolationReport, RuntimeStatus,
 };
 /// One workspace file (a relative path and UTF-8 content), in API requests and bundles.
 pub use sparebox_core::crypto::BundleFile as WorkspaceFile;
