@@ -1,135 +1,16 @@
 //! HTTP-level tests of the API against a real server on a loopback port and a real
 //! SQLite database.
 
+mod common;
+
 use std::sync::Arc;
 
+use common::TestServer;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sparebox_server::{EncryptionKey, Keyring, Platform, PlatformConfig};
-use sparebox_store::sqlite::SqliteStore;
 
-struct TestServer {
-    base: String,
-    client: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl TestServer {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("test.db")).await.unwrap();
-        let platform = Platform::new(
-            Arc::new(store),
-            PlatformConfig {
-                agent_image: "sparebox-agent-test:local".into(),
-                ..PlatformConfig::default()
-            },
-            Keyring::new(EncryptionKey::generate()),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(sparebox_server::http::serve(
-            listener,
-            platform,
-            std::future::pending(),
-        ));
-        Self {
-            base,
-            client: reqwest::Client::new(),
-            _dir: dir,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .client
-            .request(method.parse().unwrap(), format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value)
-    }
-
-    /// Signs up `name@example.com` as host owner and deployer; returns its API token.
-    async fn account(&self, name: &str) -> String {
-        let (status, body) = self
-            .call(
-                "POST",
-                "/api/v1/users",
-                None,
-                Some(json!({
-                    "email": format!("{name}@example.com"),
-                    "password": "correct horse battery staple",
-                    "roles": ["host_owner", "deployer"]
-                })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["apiToken"].as_str().unwrap().to_owned()
-    }
-
-    async fn host(&self, token: &str) -> (String, String) {
-        let (status, body) = self
-            .call(
-                "POST",
-                "/api/v1/hosts",
-                Some(token),
-                Some(json!({ "name": "box" })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        (
-            body["host"]["id"].as_str().unwrap().to_owned(),
-            body["hostKey"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    async fn heartbeat(&self, key: &str, extra: Value) -> (StatusCode, Value) {
-        let mut body = json!({
-            "protocolVersion": 1,
-            "daemonVersion": "test",
-            "isolation": "docker",
-            "hardware": { "ramMb": 8192, "cpuCores": 4, "diskGb": 100, "os": "linux", "arch": "x86_64", "gpu": null },
-            "agentStatuses": [],
-            "commandAcks": []
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        self.call("POST", "/api/v1/hosts/heartbeat", Some(key), Some(body))
-            .await
-    }
-
-    async fn agent(&self, token: &str, host: &str, tier: &str) -> (StatusCode, Value) {
-        self.call(
-            "POST",
-            "/api/v1/agents",
-            Some(token),
-            Some(json!({
-                "hostId": host,
-                "tier": tier,
-                "name": "helper",
-                "openclawConfig": { "agents": {} },
-                "workspaceFiles": [{ "path": "SOUL.md", "content": "Be kind." }],
-                "secrets": { "ANTHROPIC_API_KEY": "sk-ant-test-0000" }
-            })),
-        )
-        .await
-    }
-}
+/// Roles for a user who both hosts and deploys.
+const BOTH: &[&str] = &["host_owner", "deployer"];
 
 fn error_code(body: &Value) -> &str {
     body["error"]["code"]
@@ -154,8 +35,8 @@ async fn heartbeat_with_missing_or_wrong_key_is_unauthorized() {
 #[tokio::test]
 async fn malformed_heartbeat_json_is_a_bad_request_naming_the_problem() {
     let server = TestServer::start().await;
-    let token = server.account("alice").await;
-    let (_, key) = server.host(&token).await;
+    let token = server.sign_up("alice@example.com", BOTH).await;
+    let (_, key) = server.host(&token, "box").await;
     let response = server
         .client
         .post(format!("{}/api/v1/hosts/heartbeat", server.base))
@@ -189,8 +70,8 @@ async fn malformed_heartbeat_json_is_a_bad_request_naming_the_problem() {
 #[tokio::test]
 async fn unknown_tier_and_unknown_command_type_are_bad_requests() {
     let server = TestServer::start().await;
-    let token = server.account("alice").await;
-    let (host, key) = server.host(&token).await;
+    let token = server.sign_up("alice@example.com", BOTH).await;
+    let (host, key) = server.host(&token, "box").await;
     server.heartbeat(&key, json!({})).await;
 
     let (status, body) = server.agent(&token, &host, "enormous").await;
@@ -232,8 +113,8 @@ async fn unknown_tier_and_unknown_command_type_are_bad_requests() {
 #[tokio::test]
 async fn host_without_a_heartbeat_or_free_slot_refuses_agents() {
     let server = TestServer::start().await;
-    let token = server.account("alice").await;
-    let (host, key) = server.host(&token).await;
+    let token = server.sign_up("alice@example.com", BOTH).await;
+    let (host, key) = server.host(&token, "box").await;
     let (status, body) = server.agent(&token, &host, "lite").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
@@ -254,8 +135,8 @@ async fn host_without_a_heartbeat_or_free_slot_refuses_agents() {
 #[tokio::test]
 async fn commands_are_delivered_once_and_acks_drive_the_agent_state() {
     let server = TestServer::start().await;
-    let token = server.account("alice").await;
-    let (host, key) = server.host(&token).await;
+    let token = server.sign_up("alice@example.com", BOTH).await;
+    let (host, key) = server.host(&token, "box").await;
     server.heartbeat(&key, json!({})).await;
     let (_, created) = server.agent(&token, &host, "standard").await;
     let agent = created["agent"]["id"].as_str().unwrap().to_owned();
@@ -323,9 +204,9 @@ async fn commands_are_delivered_once_and_acks_drive_the_agent_state() {
 #[tokio::test]
 async fn deploy_config_is_served_only_to_the_agents_host() {
     let server = TestServer::start().await;
-    let token = server.account("alice").await;
-    let (host, key) = server.host(&token).await;
-    let (_, other_key) = server.host(&token).await;
+    let token = server.sign_up("alice@example.com", BOTH).await;
+    let (host, key) = server.host(&token, "box").await;
+    let (_, other_key) = server.host(&token, "box").await;
     server.heartbeat(&key, json!({})).await;
     let (_, created) = server.agent(&token, &host, "standard").await;
     let agent = created["agent"]["id"].as_str().unwrap().to_owned();
@@ -387,9 +268,9 @@ fn open_bundle(
 #[tokio::test]
 async fn deployers_cannot_see_or_command_each_others_agents() {
     let server = TestServer::start().await;
-    let alice = server.account("alice").await;
-    let bob = server.account("bob").await;
-    let (host, key) = server.host(&alice).await;
+    let alice = server.sign_up("alice@example.com", BOTH).await;
+    let bob = server.sign_up("bob@example.com", BOTH).await;
+    let (host, key) = server.host(&alice, "box").await;
     server.heartbeat(&key, json!({})).await;
     let (_, created) = server.agent(&alice, &host, "lite").await;
     let agent = created["agent"]["id"].as_str().unwrap();
@@ -414,8 +295,8 @@ async fn deployers_cannot_see_or_command_each_others_agents() {
 #[tokio::test]
 async fn deployer_cannot_set_platform_owned_config_or_arbitrary_environment() {
     let server = TestServer::start().await;
-    let token = server.account("alice").await;
-    let (host, key) = server.host(&token).await;
+    let token = server.sign_up("alice@example.com", BOTH).await;
+    let (host, key) = server.host(&token, "box").await;
     server.heartbeat(&key, json!({})).await;
     let (status, body) = server
         .call(
@@ -465,24 +346,17 @@ async fn deployer_cannot_set_platform_owned_config_or_arbitrary_environment() {
 #[tokio::test]
 async fn held_heartbeat_is_answered_when_a_command_is_queued() {
     let server = TestServer::start().await;
-    let token = server.account("alice").await;
-    let (host, key) = server.host(&token).await;
+    let token = server.sign_up("alice@example.com", BOTH).await;
+    let (host, key) = server.host(&token, "box").await;
     server.heartbeat(&key, json!({})).await;
     let (_, created) = server.agent(&token, &host, "lite").await;
     let agent = created["agent"]["id"].as_str().unwrap().to_owned();
     server.heartbeat(&key, json!({})).await; // takes the deploy
 
+    let server = Arc::new(server);
     let held = {
-        let key = key.clone();
-        let base = server.base.clone();
-        tokio::spawn(async move {
-            let server = TestServer {
-                base,
-                client: reqwest::Client::new(),
-                _dir: tempfile::tempdir().unwrap(),
-            };
-            server.heartbeat(&key, json!({ "waitSeconds": 25 })).await
-        })
+        let (key, server) = (key.clone(), server.clone());
+        tokio::spawn(async move { server.heartbeat(&key, json!({ "waitSeconds": 25 })).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (status, _) = server
@@ -503,8 +377,8 @@ async fn held_heartbeat_is_answered_when_a_command_is_queued() {
 #[tokio::test]
 async fn deploy_config_is_rate_limited_per_host_with_retry_after() {
     let server = TestServer::start().await;
-    let token = server.account("alice").await;
-    let (host, key) = server.host(&token).await;
+    let token = server.sign_up("alice@example.com", BOTH).await;
+    let (host, key) = server.host(&token, "box").await;
     server.heartbeat(&key, json!({})).await;
     let (_, created) = server.agent(&token, &host, "lite").await;
     let agent = created["agent"]["id"].as_str().unwrap().to_owned();
@@ -545,8 +419,8 @@ async fn deploy_config_is_rate_limited_per_host_with_retry_after() {
 #[tokio::test]
 async fn metrics_count_heartbeats_and_commands() {
     let server = TestServer::start().await;
-    let token = server.account("alice").await;
-    let (host, key) = server.host(&token).await;
+    let token = server.sign_up("alice@example.com", BOTH).await;
+    let (host, key) = server.host(&token, "box").await;
     server.heartbeat(&key, json!({})).await;
     server.agent(&token, &host, "lite").await;
     server.heartbeat(&key, json!({})).await;
@@ -573,7 +447,7 @@ async fn metrics_count_heartbeats_and_commands() {
 #[tokio::test]
 async fn unknown_routes_and_bad_ids_get_json_errors() {
     let server = TestServer::start().await;
-    let token = server.account("alice").await;
+    let token = server.sign_up("alice@example.com", BOTH).await;
     let (status, body) = server
         .call("GET", "/api/v1/nothing", Some(&token), None)
         .await;
@@ -592,8 +466,8 @@ async fn unknown_routes_and_bad_ids_get_json_errors() {
 #[tokio::test]
 async fn config_update_is_validated_then_queued_and_retry_needs_a_failed_deploy() {
     let server = TestServer::start().await;
-    let token = server.account("alice").await;
-    let (host, key) = server.host(&token).await;
+    let token = server.sign_up("alice@example.com", BOTH).await;
+    let (host, key) = server.host(&token, "box").await;
     server.heartbeat(&key, json!({})).await;
     let (_, created) = server.agent(&token, &host, "lite").await;
     let agent = created["agent"]["id"].as_str().unwrap().to_owned();
