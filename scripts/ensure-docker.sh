@@ -51,7 +51,7 @@ else
     fi
     say "starting dockerd (log: $log_file)"
     mkdir -p "$(dirname "$log_file")"
-    nohup dockerd >>"$log_file" 2>&1 </dev/null &
+    (cd / && exec nohup dockerd >>"$log_file" 2>&1 </dev/null) &
     disown || true
 fi
 

@@ -85,7 +85,10 @@ else
         rm -f "$socket"
     fi
     say "starting podman system service on $socket (log: $log_file)"
-    nohup podman system service --time=0 "unix://$socket" >>"$log_file" 2>&1 </dev/null &
+    # From /: the service outlives this script's directory (a CI checkout may be deleted
+    # while it runs), and container starts fail with "write child: broken pipe" when its
+    # working directory is gone.
+    (cd / && exec nohup podman system service --time=0 "unix://$socket" >>"$log_file" 2>&1 </dev/null) &
     echo $! >"$pid_file"
     disown || true
     for _ in $(seq 1 "$wait_secs"); do

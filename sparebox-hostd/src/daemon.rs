@@ -118,8 +118,9 @@ impl HostDaemon {
 
     /// Heartbeats and executes commands until `shutdown` completes.
     ///
-    /// Commands cut short by shutdown are not acked; the server delivers them again and a
-    /// deploy then replaces whatever container it had started.
+    /// At start it adopts labelled containers the journal does not know and resumes the
+    /// commands an earlier daemon left unfinished. Commands cut short by shutdown are not
+    /// acked; they stay in the journal and the next start finishes them.
     ///
     /// # Errors
     ///

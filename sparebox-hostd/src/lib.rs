@@ -16,11 +16,13 @@
 //! | [`health`] | the agent's `/healthz` probe |
 //! | [`hardware`] | measuring the host |
 //! | [`logging`] | the log filter that keeps secrets out of the logs |
+//! | [`setup`] | the config file, choosing a runtime, enrolling, the status table |
 //!
-//! Only the Docker runtime is wired into the binary for now; Podman and the plain-process
-//! profile mode are planned behind the same trait. Reconciliation against the server's
-//! desired state (adopting or removing containers the journal does not know) is not done
-//! yet: the journal alone says which agents the daemon manages.
+//! The daemon also reconciles the host against the server's desired state (adopting
+//! labelled containers, converging running and stopped agents, removing orphans after a
+//! grace period), finishes commands a killed daemon left unfinished, reports the engine's
+//! lifecycle events and a slot table. [`setup`] holds what the binary's `enroll`, `run` and
+//! `status` need: the config file and the choice of runtime (Docker, Podman or profile).
 //!
 //! ```no_run
 //! use std::sync::Arc;

@@ -86,7 +86,8 @@ impl CommandQueue {
         tasks.spawn(worker);
     }
 
-    /// Stops every worker; commands cut short are not acked and come back from the server.
+    /// Stops every worker; commands cut short are not acked and stay journalled as in
+    /// flight, for the next start to finish.
     pub fn shutdown(&self) {
         lock(&self.tasks).abort_all();
     }

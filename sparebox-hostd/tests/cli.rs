@@ -84,3 +84,58 @@ async fn enroll_writes_a_private_config_only_for_a_key_the_server_accepts() {
     assert!(status.status.success());
     assert!(String::from_utf8_lossy(&status.stdout).starts_with("AGENT"));
 }
+
+#[test]
+fn install_script_dry_run_prints_the_unit_and_the_enroll_command_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = dir.path().join("sparebox-hostd.service");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/install-hostd.sh");
+    let output = std::process::Command::new("bash")
+        .args([
+            script,
+            "--dry-run",
+            "--server",
+            "https://sparebox.test",
+            "/opt/sparebox-hostd",
+        ])
+        .env("SPAREBOX_UNIT_PATH", &unit)
+        .env("PREFIX", dir.path())
+        .output()
+        .unwrap();
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Restart=always"), "{stdout}");
+    assert!(
+        stdout.contains("sparebox-hostd run --config /etc/sparebox/hostd.toml"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("would run: install -D -m 0755 /opt/sparebox-hostd"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("would run: systemctl enable sparebox-hostd.service"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("enroll --server https://sparebox.test --key <HOST KEY>"),
+        "{stdout}"
+    );
+    let docker = std::process::Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if docker {
+        assert!(
+            stdout.contains("After=network-online.target docker.service"),
+            "{stdout}"
+        );
+    }
+    assert!(!unit.exists(), "a dry run writes nothing");
+    assert!(!dir.path().join("bin").exists());
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sparebox_core::Reserve;
+use sparebox_core::{Reserve, Secret};
 
 /// The OpenClaw image agents run unless the operator chooses another. A pinned version:
 /// a moving tag would change agents under their deployers' feet.
@@ -30,6 +30,49 @@ pub struct PlatformConfig {
     /// Whether the session cookie carries the `Secure` attribute (browsers then send it
     /// over HTTPS only). Turn it on whenever the server is reached over HTTPS.
     pub secure_cookies: bool,
+    /// Stripe billing. `None` (the default) is free mode: agents are created without
+    /// payment. With it, deployers pay through Stripe Checkout before an agent exists.
+    pub stripe: Option<StripeConfig>,
+}
+
+/// Stripe's API, used unless [`StripeConfig::api_base`] says otherwise.
+pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
+
+/// How the platform talks to Stripe. The keys print as `[REDACTED]`.
+#[derive(Clone, Debug)]
+pub struct StripeConfig {
+    /// The secret API key (`sk_live_...` or `sk_test_...`).
+    pub secret_key: Secret,
+    /// The webhook endpoint's signing secret (`whsec_...`).
+    pub webhook_secret: Secret,
+    /// The API's base URL, [`DEFAULT_STRIPE_API_BASE`] in production.
+    pub api_base: String,
+    /// Where Stripe sends the deployer after paying.
+    pub success_url: String,
+    /// Where Stripe sends the deployer after giving up.
+    pub cancel_url: String,
+    /// The ISO currency code of host prices, lowercase (`usd`).
+    pub currency: String,
+}
+
+impl StripeConfig {
+    /// Settings for the real Stripe API with `secret_key` and `webhook_secret`, prices in
+    /// US dollars, and the given redirect URLs.
+    pub fn new(
+        secret_key: Secret,
+        webhook_secret: Secret,
+        success_url: impl Into<String>,
+        cancel_url: impl Into<String>,
+    ) -> Self {
+        Self {
+            secret_key,
+            webhook_secret,
+            api_base: DEFAULT_STRIPE_API_BASE.to_owned(),
+            success_url: success_url.into(),
+            cancel_url: cancel_url.into(),
+            currency: "usd".to_owned(),
+        }
+    }
 }
 
 impl Default for PlatformConfig {
@@ -43,6 +86,7 @@ impl Default for PlatformConfig {
             bundle_ttl: Duration::from_secs(10 * 60),
             session_ttl: Duration::from_secs(14 * 24 * 60 * 60),
             secure_cookies: false,
+            stripe: None,
         }
     }
 }

@@ -17,6 +17,10 @@ pub enum ErrorCode {
     Conflict,
     /// Too many requests; retry later.
     RateLimited,
+    /// The operation needs a payment first (Stripe mode).
+    PaymentRequired,
+    /// A service the platform depends on (Stripe) failed or refused.
+    BadGateway,
     /// Something failed inside the server; details are in its log.
     Internal,
 }
@@ -31,6 +35,8 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::PaymentRequired => "payment_required",
+            ErrorCode::BadGateway => "bad_gateway",
             ErrorCode::Internal => "internal",
         }
     }

@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod billing;
 mod clock;
 mod config;
 mod error;
@@ -47,14 +48,16 @@ mod views;
 #[cfg(feature = "http")]
 pub mod http;
 
+pub use billing::{CheckoutSession, MAX_WEBHOOK_BYTES, WEBHOOK_TOLERANCE_SECS};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{PlatformConfig, DEFAULT_AGENT_IMAGE};
+pub use config::{PlatformConfig, StripeConfig, DEFAULT_AGENT_IMAGE, DEFAULT_STRIPE_API_BASE};
 pub use error::{ErrorCode, PlatformError};
 pub use platform::{
     AgentRequest, ConfigUpdate, HeartbeatOutcome, HostFilter, HostSettingsRequest, Platform,
-    RotationReport, SessionStart, SignIn, SignUp, SweepSummary,
+    RotationReport, SessionStart, SignIn, SignUp, SweepSummary, WebhookResult,
 };
 pub use secrets::ALLOWED_SECRET_NAMES;
 pub use sparebox_core::crypto::{EncryptionKey, Keyring};
 pub use sparebox_store::{AccountRecord, ApiTokenRecord, Role};
+pub use sparebox_store::{SubscriptionRecord, SubscriptionStatus};
 pub use views::{AgentView, HostView, HostedAgent, OwnedHostView};

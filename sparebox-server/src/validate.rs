@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use sparebox_core::openclaw_config::{DeployerConfig, GATEWAY_PORT};
 use sparebox_core::{Secret, Tier};
 use sparebox_protocol::WorkspaceFile;
 
@@ -12,8 +13,6 @@ use crate::secrets::ALLOWED_SECRET_NAMES;
 const MAX_NAME_CHARS: usize = 64;
 /// The longest secret value, in bytes.
 const MAX_SECRET_BYTES: usize = 4096;
-/// Keys under `gateway` that the platform sets and a deployer may not.
-const PLATFORM_GATEWAY_KEYS: [&str; 4] = ["mode", "bind", "port", "auth"];
 
 /// A trimmed display name of 1 to 64 printable characters.
 pub fn display_name(what: &str, name: &str) -> Result<String, PlatformError> {
@@ -131,37 +130,36 @@ pub fn max_agents(cap: i64) -> Result<u32, PlatformError> {
     Ok(u32::try_from(cap).expect("checked range"))
 }
 
-/// The deployer's `openclaw.json`: a JSON object that leaves the platform-owned gateway
-/// keys alone. Absent means `{}`.
+/// The deployer's `openclaw.json`, given either as a JSON object or as a string holding
+/// JSON5 text (comments, trailing commas and unquoted keys allowed; syntax errors name the
+/// line and column). Checked by [`sparebox_core::openclaw_config::DeployerConfig`]: size and
+/// nesting limits, known top-level keys, OpenClaw's configuration schema, and none of the
+/// platform-owned gateway keys. Absent means `{}`.
 pub fn openclaw_config(
     config: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, PlatformError> {
-    let config = config.unwrap_or_else(|| serde_json::json!({}));
-    let Some(object) = config.as_object() else {
-        return Err(PlatformError::bad_request(
-            "openclawConfig must be a JSON object",
-        ));
+    let parsed = match config {
+        None => DeployerConfig::from_value(serde_json::json!({})),
+        Some(serde_json::Value::String(text)) => DeployerConfig::parse(&text),
+        Some(value) => DeployerConfig::from_value(value),
     };
-    if let Some(gateway) = object.get("gateway") {
-        let Some(gateway) = gateway.as_object() else {
-            return Err(PlatformError::bad_request(
-                "openclawConfig.gateway must be an object",
-            ));
-        };
-        for key in PLATFORM_GATEWAY_KEYS {
-            if gateway.contains_key(key) {
-                return Err(PlatformError::bad_request(format!(
-                    "openclawConfig.gateway.{key} is set by the platform and cannot be changed"
-                )));
-            }
-        }
-    }
-    Ok(config)
+    parsed
+        .map(DeployerConfig::into_value)
+        .map_err(|err| PlatformError::bad_request(format!("{err}")))
 }
 
 /// The config with the platform's gateway settings merged in: local mode, bound to the
 /// container's network, the fixed port, token auth (the token comes from the environment).
-pub fn with_platform_keys(mut config: serde_json::Value) -> serde_json::Value {
+pub fn with_platform_keys(config: serde_json::Value) -> serde_json::Value {
+    match DeployerConfig::from_value(config.clone()) {
+        Ok(parsed) => parsed.with_platform_keys(),
+        // Stored configs were validated on the way in; one that no longer passes (a newer
+        // schema, say) still gets the platform's keys rather than being dropped.
+        Err(_) => merge_platform_keys(config),
+    }
+}
+
+fn merge_platform_keys(mut config: serde_json::Value) -> serde_json::Value {
     if !config.is_object() {
         config = serde_json::json!({});
     }
@@ -175,7 +173,7 @@ pub fn with_platform_keys(mut config: serde_json::Value) -> serde_json::Value {
     let gateway = gateway.as_object_mut().expect("checked above");
     gateway.insert("mode".into(), "local".into());
     gateway.insert("bind".into(), "lan".into());
-    gateway.insert("port".into(), 18789.into());
+    gateway.insert("port".into(), GATEWAY_PORT.into());
     gateway.insert("auth".into(), serde_json::json!({ "mode": "token" }));
     config
 }
@@ -215,16 +213,39 @@ pub fn secrets(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sparebox_core::openclaw_config::PLATFORM_OWNED_KEYS;
 
     #[test]
-    fn platform_owned_gateway_keys_are_refused() {
-        for key in PLATFORM_GATEWAY_KEYS {
+    fn platform_owned_gateway_keys_are_refused_by_name() {
+        for owned in PLATFORM_OWNED_KEYS {
+            let key = owned.strip_prefix("gateway.").unwrap();
             let config = serde_json::json!({ "gateway": { key: "x" } });
             let err = openclaw_config(Some(config)).unwrap_err();
-            assert!(err
-                .message
-                .contains(&format!("gateway.{key} is set by the platform")));
+            assert!(err.message.contains(owned), "{}", err.message);
+            assert!(err.message.contains("platform"), "{}", err.message);
         }
+    }
+
+    #[test]
+    fn json5_text_is_accepted_and_syntax_errors_name_line_and_column() {
+        let text = "{\n  // a comment\n  agents: { defaults: {} },\n}\n";
+        let config = openclaw_config(Some(serde_json::Value::String(text.into()))).unwrap();
+        assert!(config["agents"].is_object());
+
+        let broken = "{\n  agents: {\n    defaults: [1, 2\n}\n";
+        let err = openclaw_config(Some(serde_json::Value::String(broken.into()))).unwrap_err();
+        assert!(
+            err.message.starts_with("openclaw.json is not valid json5"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("line"), "{}", err.message);
+    }
+
+    #[test]
+    fn unknown_top_level_keys_are_refused_by_name() {
+        let err = openclaw_config(Some(serde_json::json!({ "agentz": {} }))).unwrap_err();
+        assert!(err.message.contains("agentz"), "{}", err.message);
     }
 
     #[test]

@@ -313,7 +313,7 @@ async fn deployer_cannot_set_platform_owned_config_or_arbitrary_environment() {
     assert!(body["error"]["message"]
         .as_str()
         .unwrap()
-        .contains("gateway.bind is set by the platform"));
+        .contains("`gateway.bind` is owned by the platform"));
 
     let (status, body) = server
         .call(

@@ -1,7 +1,8 @@
 //! Persistence for the Sparebox server.
 //!
 //! The [`Store`] trait is everything the server keeps: accounts with their API tokens and
-//! sessions, hosts with their settings, agents, commands and agent events. Backends:
+//! sessions, hosts with their settings, agents, commands and agent events, and for billing
+//! pending checkouts, subscriptions and the payment events already applied. Backends:
 //!
 //! | backend | cargo feature | for |
 //! |---|---|---|
@@ -9,9 +10,10 @@
 //! | `postgres::PgStore` | `postgres` | several server replicas sharing one PostgreSQL |
 //!
 //! Migrations are applied when a store is opened. Operations that must be atomic across
-//! replicas (delivering commands, reserving a slot, applying an ack) are single
-//! transactions in the backend. [`Store::host_wakeups`] tells a long-polling heartbeat
-//! that a command was queued for its host; with PostgreSQL that reaches every replica.
+//! replicas (delivering commands, reserving a slot, applying an ack or a payment event)
+//! are single transactions in the backend. [`Store::host_wakeups`] tells a long-polling
+//! heartbeat that a command was queued for its host; with PostgreSQL that reaches every
+//! replica.
 //!
 //! Both backends pass one conformance suite (`tests/conformance.rs`); the crate README
 //! says how to run it against PostgreSQL.
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod billing;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod codec;
 #[cfg(feature = "postgres")]
@@ -45,6 +48,7 @@ use chrono::{DateTime, Utc};
 use sparebox_core::{AgentId, CommandId, HostId, Reserve};
 use sparebox_protocol::CommandAck;
 
+pub use billing::*;
 pub use records::*;
 
 /// Errors from a store.
@@ -365,4 +369,44 @@ pub trait Store: Send + Sync + 'static {
     /// backend uses `LISTEN`/`NOTIFY`, so every replica hears commands queued through any
     /// other replica.
     fn host_wakeups(&self) -> tokio::sync::broadcast::Receiver<HostId>;
+
+    /// Stores a pending checkout. Nothing is reserved: the host's slot is checked again
+    /// when the checkout completes.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the host or the owner does not exist;
+    /// [`StoreError::Conflict`] when the checkout or agent id is taken.
+    async fn create_checkout(&self, new: NewCheckout) -> StoreResult<CheckoutRecord>;
+
+    /// One checkout.
+    async fn checkout(&self, id: CheckoutId) -> StoreResult<Option<CheckoutRecord>>;
+
+    /// The subscriptions an account pays for, oldest first.
+    async fn subscriptions_for_owner(
+        &self,
+        owner: AccountId,
+    ) -> StoreResult<Vec<SubscriptionRecord>>;
+
+    /// One subscription by the payment provider's id.
+    async fn subscription(&self, id: &str) -> StoreResult<Option<SubscriptionRecord>>;
+
+    /// Applies a payment provider event in one transaction, at most once per event id:
+    /// the id is recorded first, and an id seen before (also when two replicas race with
+    /// it) gives [`BillingOutcome::Replayed`] and changes nothing.
+    ///
+    /// [`BillingEffect::CompleteCheckout`] creates the subscription and, checking the
+    /// host's room exactly as [`Store::create_agent`] does, the agent and its deploy; when
+    /// the host has no room any more the subscription is stored as
+    /// [`SubscriptionStatus::NeedsRefund`] and no agent is created. A checkout completes
+    /// once. [`BillingEffect::SetStatus`] is described on the variant.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Database`] when the database fails; nothing is applied then.
+    async fn apply_billing_event(
+        &self,
+        event: NewBillingEvent,
+        effect: BillingEffect,
+    ) -> StoreResult<BillingOutcome>;
 }

@@ -17,7 +17,10 @@
 //! | `PUT /api/v1/hosts/{id}/settings` | host's owner | offered tiers, prices (cents per month), agent cap, region |
 //! | `POST /api/v1/hosts/heartbeat` | host key | report status and acks, receive commands |
 //! | `GET /api/v1/agents/{id}/deploy-config?commandId=` | host key | the agent's deploy bundle |
-//! | `POST /api/v1/agents` | `deployer` | create an agent on a host and queue its deploy |
+//! | `POST /api/v1/agents` | `deployer` | create an agent on a host and queue its deploy; in Stripe mode 402 (admins excepted) |
+//! | `POST /api/v1/checkout` | `deployer` | Stripe mode: validate an agent request (same body), store it as a pending checkout and return a Stripe Checkout Session URL |
+//! | `POST /api/v1/billing/stripe/webhook` | Stripe's signature | Stripe events: a paid checkout creates the agent, a cancellation undeploys it, a failed payment marks it past due |
+//! | `GET /api/v1/subscriptions` | account | the caller's subscriptions |
 //! | `GET /api/v1/agents` | account | the caller's agents; `?all=true`: every agent (`admin`) |
 //! | `GET /api/v1/agents/{id}` | owner, admin | status, deploy stage, metrics |
 //! | `POST /api/v1/agents/{id}/commands` | owner | queue start, stop, restart or undeploy |
@@ -40,6 +43,7 @@
 
 mod accounts;
 pub mod auth;
+mod billing;
 mod error;
 mod hosts;
 pub mod metrics;
@@ -90,7 +94,14 @@ pub fn router_with_state(state: AppState) -> Router {
             "/api/v1/agents/{id}/config",
             axum::routing::put(routes::update_config),
         )
+        .route("/api/v1/checkout", post(billing::start_checkout))
         .layer(DefaultBodyLimit::max(MAX_AGENT_BODY_BYTES));
+    let webhook = Router::new()
+        .route(
+            "/api/v1/billing/stripe/webhook",
+            post(billing::stripe_webhook),
+        )
+        .layer(DefaultBodyLimit::max(crate::MAX_WEBHOOK_BYTES));
     let heartbeat = Router::new()
         .route("/api/v1/hosts/heartbeat", post(routes::heartbeat))
         .layer(DefaultBodyLimit::max(
@@ -116,6 +127,7 @@ pub fn router_with_state(state: AppState) -> Router {
         .route("/api/v1/hosts/mine", get(hosts::my_hosts))
         .route("/api/v1/hosts/{id}/key", post(hosts::rotate_key))
         .route("/api/v1/hosts/{id}/settings", put(hosts::set_settings))
+        .route("/api/v1/subscriptions", get(billing::list_subscriptions))
         .route("/api/v1/agents/{id}", get(routes::get_agent))
         .route(
             "/api/v1/agents/{id}/commands",
@@ -130,6 +142,7 @@ pub fn router_with_state(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(agent_create)
         .merge(heartbeat)
+        .merge(webhook)
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

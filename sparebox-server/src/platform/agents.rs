@@ -8,15 +8,53 @@ impl Platform {
     ///
     /// # Errors
     ///
-    /// Forbidden without the `deployer` role; bad request for invalid input; not found for
-    /// an unknown host; conflict when the host does not offer the tier, is at its cap or
-    /// has no free slot.
+    /// Forbidden without the `deployer` role; payment required in Stripe mode (except for
+    /// admins, who may still create agents directly); bad request for invalid input; not
+    /// found for an unknown host; conflict when the host does not offer the tier, is at
+    /// its cap or has no free slot.
     pub async fn create_agent(
         &self,
         owner: &AccountRecord,
         request: AgentRequest,
     ) -> Result<(AgentView, CommandRecord), PlatformError> {
         self.require_role(owner, sparebox_store::Role::Deployer, "creating an agent")?;
+        if self.config.stripe.is_some() && !owner.has_role(sparebox_store::Role::Admin) {
+            return Err(PlatformError::new(
+                ErrorCode::PaymentRequired,
+                "this server bills agents through stripe: start a checkout with POST /api/v1/checkout",
+            ));
+        }
+        let new = self.prepare_agent(owner, request).await?;
+        let (id, host, tier, now) = (new.id, new.host, new.tier, new.created_at);
+        let (agent, command) = self
+            .store
+            .create_agent(
+                new,
+                NewCommand {
+                    id: CommandId::new_random(),
+                    agent: id,
+                    host,
+                    kind: CommandKind::Deploy,
+                    created_at: now,
+                },
+                self.config.reserve,
+            )
+            .await?;
+        tracing::info!(agent = %agent.id, host = %agent.host, tier = %tier, "agent created, deploy queued");
+        Ok((AgentView::from(&agent), command))
+    }
+
+    /// Validates an agent request and turns it into a new agent with a fresh id, its
+    /// secrets (plus the platform's gateway token) sealed to that id.
+    ///
+    /// # Errors
+    ///
+    /// Bad request for invalid input; not found for an unknown host.
+    pub(super) async fn prepare_agent(
+        &self,
+        owner: &AccountRecord,
+        request: AgentRequest,
+    ) -> Result<NewAgent, PlatformError> {
         let tier: Tier = request
             .tier
             .parse()
@@ -37,34 +75,18 @@ impl Platform {
             GATEWAY_TOKEN_ENV.to_owned(),
             Secret::new(tokens::generate("")),
         );
-        let now = self.clock.now();
-        let (agent, command) = self
-            .store
-            .create_agent(
-                NewAgent {
-                    id,
-                    host: request.host_id,
-                    owner: owner.id,
-                    name,
-                    tier,
-                    image: self.config.agent_image.clone(),
-                    openclaw_config: config,
-                    workspace_files: request.workspace_files,
-                    sealed_secrets: sealing::seal(&self.keyring, id, &secrets)?,
-                    created_at: now,
-                },
-                NewCommand {
-                    id: CommandId::new_random(),
-                    agent: id,
-                    host: request.host_id,
-                    kind: CommandKind::Deploy,
-                    created_at: now,
-                },
-                self.config.reserve,
-            )
-            .await?;
-        tracing::info!(agent = %agent.id, host = %agent.host, tier = %tier, "agent created, deploy queued");
-        Ok((AgentView::from(&agent), command))
+        Ok(NewAgent {
+            id,
+            host: request.host_id,
+            owner: owner.id,
+            name,
+            tier,
+            image: self.config.agent_image.clone(),
+            openclaw_config: config,
+            workspace_files: request.workspace_files,
+            sealed_secrets: sealing::seal(&self.keyring, id, &secrets)?,
+            created_at: self.clock.now(),
+        })
     }
 
     /// The agent `id` if `owner` owns it.

@@ -18,7 +18,8 @@ pub struct HostSettingsRequest {
     #[serde(default)]
     pub offered_tiers: Option<Vec<String>>,
     /// Price per offered tier in cents per month, 0 to 1,000,000. Only offered tiers may
-    /// have a price. Stored and shown; nothing is charged yet.
+    /// have a price. Shown to deployers; in Stripe mode it is what they pay, and a tier
+    /// without a price cannot be checked out.
     #[serde(default)]
     pub prices: BTreeMap<String, i64>,
     /// The most agents the host runs at once, 1 to 1000; no cap when absent.

@@ -2,12 +2,14 @@
 
 mod accounts;
 mod agents;
+mod billing;
 mod daemon;
 mod hosts;
 mod rotation;
 mod sweep;
 
 pub use accounts::{SessionStart, SignIn, SignUp};
+pub use billing::WebhookResult;
 pub use hosts::{HostFilter, HostSettingsRequest};
 pub use rotation::RotationReport;
 
@@ -109,6 +111,7 @@ pub struct Platform {
     keyring: Arc<Keyring>,
     clock: Arc<dyn Clock>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    stripe: crate::billing::StripeClient,
 }
 
 impl std::fmt::Debug for Platform {
@@ -132,6 +135,7 @@ impl Platform {
             keyring: Arc::new(keyring),
             clock: Arc::new(SystemClock),
             shutdown: tokio::sync::watch::channel(false).0,
+            stripe: crate::billing::StripeClient::new(),
         }
     }
 

@@ -43,6 +43,14 @@ impl TestServer {
     }
 
     pub async fn start_with(config: PlatformConfig) -> Self {
+        Self::start_with_clock(config, Arc::new(sparebox_server::SystemClock)).await
+    }
+
+    /// A server whose platform reads time from `clock`.
+    pub async fn start_with_clock(
+        config: PlatformConfig,
+        clock: Arc<dyn sparebox_server::Clock>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("test.db")).await.unwrap();
         let platform = Platform::new(
@@ -52,7 +60,8 @@ impl TestServer {
                 ..config
             },
             Keyring::new(EncryptionKey::generate()),
-        );
+        )
+        .with_clock(clock);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(sparebox_server::http::serve(
@@ -197,7 +206,7 @@ impl TestServer {
                 "hostId": host,
                 "tier": tier,
                 "name": "helper",
-                "openclawConfig": { "agents": { "marker": "deployer-config" } },
+                "openclawConfig": { "agents": { "defaults": { "userTimezone": "deployer-config" } } },
                 "workspaceFiles": [{ "path": "SOUL.md", "content": "Be kind." }],
                 "secrets": { "ANTHROPIC_API_KEY": "sk-ant-test-0000" }
             })),

@@ -14,6 +14,7 @@
 //! every `PgStore` (in any replica) forwards notifications to its
 //! [`crate::Store::host_wakeups`] receivers.
 
+mod billing;
 mod listener;
 mod rows;
 mod store;

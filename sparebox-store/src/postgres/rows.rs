@@ -162,3 +162,57 @@ pub(super) fn event(row: &PgRow) -> StoreResult<AgentEventRecord> {
         at: row.try_get("at")?,
     })
 }
+
+/// Columns selected for a checkout.
+pub(super) const CHECKOUT_COLUMNS: &str = "id, agent, owner, host, name, tier, image, \
+     openclaw_config, workspace_files, sealed_secrets, price_cents, created_at, completed_at";
+
+/// Columns selected for a subscription.
+pub(super) const SUBSCRIPTION_COLUMNS: &str = "id, customer, checkout, owner, agent, host, tier, \
+     price_cents, status, created_at, updated_at";
+
+fn price(row: &PgRow, column: &'static str) -> StoreResult<u32> {
+    let cents: i64 = row.try_get(column)?;
+    u32::try_from(cents).map_err(|_| StoreError::Corrupt {
+        column,
+        message: format!("price {cents} is out of range"),
+    })
+}
+
+/// Decodes a checkout row.
+pub(super) fn checkout(row: &PgRow) -> StoreResult<crate::CheckoutRecord> {
+    Ok(crate::CheckoutRecord {
+        id: row.try_get("id")?,
+        agent: crate::NewAgent {
+            id: row.try_get::<uuid::Uuid, _>("agent")?.into(),
+            host: row.try_get::<uuid::Uuid, _>("host")?.into(),
+            owner: row.try_get("owner")?,
+            name: row.try_get("name")?,
+            tier: name(row, "tier")?,
+            image: row.try_get("image")?,
+            openclaw_config: json(row, "openclaw_config")?,
+            workspace_files: json(row, "workspace_files")?,
+            sealed_secrets: row.try_get("sealed_secrets")?,
+            created_at: row.try_get("created_at")?,
+        },
+        price_cents: price(row, "price_cents")?,
+        completed_at: row.try_get("completed_at")?,
+    })
+}
+
+/// Decodes a subscription row.
+pub(super) fn subscription(row: &PgRow) -> StoreResult<crate::SubscriptionRecord> {
+    Ok(crate::SubscriptionRecord {
+        id: row.try_get("id")?,
+        customer: row.try_get("customer")?,
+        checkout: row.try_get("checkout")?,
+        owner: row.try_get("owner")?,
+        agent: row.try_get::<uuid::Uuid, _>("agent")?.into(),
+        host: row.try_get::<uuid::Uuid, _>("host")?.into(),
+        tier: name(row, "tier")?,
+        price_cents: price(row, "price_cents")?,
+        status: name(row, "status")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

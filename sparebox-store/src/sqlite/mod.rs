@@ -9,6 +9,7 @@
 //! Ids are stored as UUID text, timestamps as INTEGER microseconds since the Unix epoch
 //! (UTC), JSON as TEXT.
 
+mod billing;
 mod rows;
 mod store;
 

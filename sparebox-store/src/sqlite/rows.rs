@@ -200,3 +200,57 @@ pub(super) fn event(row: &SqliteRow) -> StoreResult<AgentEventRecord> {
         at: time(row, "at")?,
     })
 }
+
+/// Columns selected for a checkout.
+pub(super) const CHECKOUT_COLUMNS: &str = "id, agent, owner, host, name, tier, image, \
+     openclaw_config, workspace_files, sealed_secrets, price_cents, created_at, completed_at";
+
+/// Columns selected for a subscription.
+pub(super) const SUBSCRIPTION_COLUMNS: &str = "id, customer, checkout, owner, agent, host, tier, \
+     price_cents, status, created_at, updated_at";
+
+fn price(row: &SqliteRow, column: &'static str) -> StoreResult<u32> {
+    let cents: i64 = row.try_get(column)?;
+    u32::try_from(cents).map_err(|_| StoreError::Corrupt {
+        column,
+        message: format!("price {cents} is out of range"),
+    })
+}
+
+/// Decodes a checkout row.
+pub(super) fn checkout(row: &SqliteRow) -> StoreResult<crate::CheckoutRecord> {
+    Ok(crate::CheckoutRecord {
+        id: uuid(row, "id")?,
+        agent: crate::NewAgent {
+            id: uuid(row, "agent")?.into(),
+            host: uuid(row, "host")?.into(),
+            owner: uuid(row, "owner")?,
+            name: row.try_get("name")?,
+            tier: name(row, "tier")?,
+            image: row.try_get("image")?,
+            openclaw_config: json(row, "openclaw_config")?,
+            workspace_files: json(row, "workspace_files")?,
+            sealed_secrets: row.try_get("sealed_secrets")?,
+            created_at: time(row, "created_at")?,
+        },
+        price_cents: price(row, "price_cents")?,
+        completed_at: opt_time(row, "completed_at")?,
+    })
+}
+
+/// Decodes a subscription row.
+pub(super) fn subscription(row: &SqliteRow) -> StoreResult<crate::SubscriptionRecord> {
+    Ok(crate::SubscriptionRecord {
+        id: row.try_get("id")?,
+        customer: row.try_get("customer")?,
+        checkout: uuid(row, "checkout")?,
+        owner: uuid(row, "owner")?,
+        agent: uuid(row, "agent")?.into(),
+        host: uuid(row, "host")?.into(),
+        tier: name(row, "tier")?,
+        price_cents: price(row, "price_cents")?,
+        status: name(row, "status")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}

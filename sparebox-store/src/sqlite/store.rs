@@ -646,4 +646,31 @@ impl Store for SqliteStore {
     fn host_wakeups(&self) -> broadcast::Receiver<HostId> {
         self.wakeups.subscribe()
     }
+
+    async fn create_checkout(&self, new: crate::NewCheckout) -> StoreResult<crate::CheckoutRecord> {
+        self.insert_checkout(new).await
+    }
+
+    async fn checkout(&self, id: crate::CheckoutId) -> StoreResult<Option<crate::CheckoutRecord>> {
+        self.select_checkout(id).await
+    }
+
+    async fn subscriptions_for_owner(
+        &self,
+        owner: AccountId,
+    ) -> StoreResult<Vec<crate::SubscriptionRecord>> {
+        self.owner_subscriptions(owner).await
+    }
+
+    async fn subscription(&self, id: &str) -> StoreResult<Option<crate::SubscriptionRecord>> {
+        self.select_subscription(id).await
+    }
+
+    async fn apply_billing_event(
+        &self,
+        event: crate::NewBillingEvent,
+        effect: crate::BillingEffect,
+    ) -> StoreResult<crate::BillingOutcome> {
+        self.billing_event(event, effect).await
+    }
 }

@@ -28,6 +28,7 @@ async fn main() -> anyhow::Result<()> {
         agent_image: settings.agent_image.clone(),
         heartbeat_interval: Duration::from_secs(settings.heartbeat_interval),
         secure_cookies: settings.secure_cookies,
+        stripe: settings.stripe.clone(),
         ..PlatformConfig::default()
     };
     tracing::info!(
@@ -38,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         heartbeat_interval_s = config.heartbeat_interval.as_secs(),
         command_expiry_s = config.command_expiry.as_secs(),
         secure_cookies = config.secure_cookies,
+        billing = if config.stripe.is_some() { "stripe" } else { "free" },
         admin_email = settings.admin_email.as_deref().unwrap_or("-"),
         encryption_key = "[REDACTED]",
         "starting sparebox-server"

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use serde::Deserialize;
 use sparebox_core::Secret;
-use sparebox_server::DEFAULT_AGENT_IMAGE;
+use sparebox_server::{StripeConfig, DEFAULT_AGENT_IMAGE};
 
 /// Environment variable: TOML settings file.
 pub const ENV_CONFIG: &str = "SPAREBOX_CONFIG";
@@ -35,6 +35,18 @@ pub const ENV_LOG_FORMAT: &str = "SPAREBOX_LOG_FORMAT";
 pub const ENV_ADMIN_EMAIL: &str = "SPAREBOX_ADMIN_EMAIL";
 /// Environment variable: mark the session cookie `Secure` (HTTPS only).
 pub const ENV_SECURE_COOKIES: &str = "SPAREBOX_SECURE_COOKIES";
+/// Environment variable: Stripe secret API key; with it, agents are paid for (Stripe mode).
+pub const ENV_STRIPE_SECRET_KEY: &str = "SPAREBOX_STRIPE_SECRET_KEY";
+/// Environment variable: the Stripe webhook endpoint's signing secret.
+pub const ENV_STRIPE_WEBHOOK_SECRET: &str = "SPAREBOX_STRIPE_WEBHOOK_SECRET";
+/// Environment variable: Stripe API base URL.
+pub const ENV_STRIPE_API_BASE: &str = "SPAREBOX_STRIPE_API_BASE";
+/// Environment variable: where Stripe sends a deployer after paying.
+pub const ENV_STRIPE_SUCCESS_URL: &str = "SPAREBOX_STRIPE_SUCCESS_URL";
+/// Environment variable: where Stripe sends a deployer who gave up.
+pub const ENV_STRIPE_CANCEL_URL: &str = "SPAREBOX_STRIPE_CANCEL_URL";
+/// Environment variable: currency of host prices (ISO code, such as `usd`).
+pub const ENV_STRIPE_CURRENCY: &str = "SPAREBOX_STRIPE_CURRENCY";
 
 /// The Sparebox platform server: accounts, hosts, agents and the command queue.
 ///
@@ -87,6 +99,26 @@ pub struct Args {
     /// whenever the server is reached over HTTPS.
     #[arg(long, env = ENV_SECURE_COOKIES)]
     secure_cookies: bool,
+    /// Stripe secret API key. With it (and the webhook secret and redirect URLs) the
+    /// server runs in Stripe mode: deployers pay through Stripe Checkout. Without it,
+    /// agents are free.
+    #[arg(long, env = ENV_STRIPE_SECRET_KEY, hide_env_values = true)]
+    stripe_secret_key: Option<String>,
+    /// Signing secret of the Stripe webhook endpoint (`/api/v1/billing/stripe/webhook`).
+    #[arg(long, env = ENV_STRIPE_WEBHOOK_SECRET, hide_env_values = true)]
+    stripe_webhook_secret: Option<String>,
+    /// Stripe API base URL [default: https://api.stripe.com].
+    #[arg(long, env = ENV_STRIPE_API_BASE)]
+    stripe_api_base: Option<String>,
+    /// Where Stripe sends a deployer after paying.
+    #[arg(long, env = ENV_STRIPE_SUCCESS_URL)]
+    stripe_success_url: Option<String>,
+    /// Where Stripe sends a deployer who gave up paying.
+    #[arg(long, env = ENV_STRIPE_CANCEL_URL)]
+    stripe_cancel_url: Option<String>,
+    /// Currency of host prices, an ISO code [default: usd].
+    #[arg(long, env = ENV_STRIPE_CURRENCY)]
+    stripe_currency: Option<String>,
 }
 
 /// Tasks other than serving.
@@ -118,6 +150,12 @@ struct FileSettings {
     log_format: Option<String>,
     admin_email: Option<String>,
     secure_cookies: Option<bool>,
+    stripe_secret_key: Option<String>,
+    stripe_webhook_secret: Option<String>,
+    stripe_api_base: Option<String>,
+    stripe_success_url: Option<String>,
+    stripe_cancel_url: Option<String>,
+    stripe_currency: Option<String>,
 }
 
 /// Where the server keeps its data.
@@ -163,6 +201,8 @@ pub struct Settings {
     pub admin_email: Option<String>,
     /// Whether the session cookie is `Secure`.
     pub secure_cookies: bool,
+    /// Stripe mode's settings (keys redacted when printed); `None` is free mode.
+    pub stripe: Option<StripeConfig>,
 }
 
 impl Settings {
@@ -172,6 +212,7 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileSettings::default(),
         };
+        let stripe = stripe_config(&args, &file)?;
         let data_dir = args
             .data_dir
             .or(file.data_dir)
@@ -192,6 +233,7 @@ impl Settings {
             "log_format must be text or json, not {log_format:?}"
         );
         Ok(Self {
+            stripe,
             listen: args
                 .listen
                 .or(file.listen)
@@ -223,6 +265,31 @@ impl Settings {
             secure_cookies: args.secure_cookies || file.secure_cookies.unwrap_or(false),
         })
     }
+}
+
+/// Stripe mode needs the secret key, the webhook secret and both redirect URLs together.
+fn stripe_config(args: &Args, file: &FileSettings) -> anyhow::Result<Option<StripeConfig>> {
+    let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or(file.clone());
+    let key = pick(&args.stripe_secret_key, &file.stripe_secret_key);
+    let webhook = pick(&args.stripe_webhook_secret, &file.stripe_webhook_secret);
+    let success = pick(&args.stripe_success_url, &file.stripe_success_url);
+    let cancel = pick(&args.stripe_cancel_url, &file.stripe_cancel_url);
+    let (key, webhook, success, cancel) = match (key, webhook, success, cancel) {
+        (None, None, _, _) => return Ok(None),
+        (Some(key), Some(webhook), Some(success), Some(cancel)) => (key, webhook, success, cancel),
+        _ => anyhow::bail!(
+            "stripe mode needs stripe_secret_key, stripe_webhook_secret, stripe_success_url \
+             and stripe_cancel_url together"
+        ),
+    };
+    let mut config = StripeConfig::new(Secret::new(key), Secret::new(webhook), success, cancel);
+    if let Some(base) = pick(&args.stripe_api_base, &file.stripe_api_base) {
+        config.api_base = base;
+    }
+    if let Some(currency) = pick(&args.stripe_currency, &file.stripe_currency) {
+        config.currency = currency.to_lowercase();
+    }
+    Ok(Some(config))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileSettings> {
@@ -283,5 +350,35 @@ mod tests {
             Settings::resolve(parse(&["--database", "postgres://u:hunter2@db/sparebox"])).unwrap();
         assert_eq!(settings.database.to_string(), "postgres:[REDACTED]");
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn stripe_mode_needs_every_setting_and_keys_are_redacted() {
+        let settings = Settings::resolve(parse(&[])).unwrap();
+        assert!(settings.stripe.is_none(), "free mode by default");
+
+        let err =
+            Settings::resolve(parse(&["--stripe-secret-key", "sk_test_hunter2"])).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("stripe_webhook_secret"),
+            "{err:#}"
+        );
+
+        let settings = Settings::resolve(parse(&[
+            "--stripe-secret-key",
+            "sk_test_hunter2",
+            "--stripe-webhook-secret",
+            "whsec_hunter3",
+            "--stripe-success-url",
+            "https://example.test/paid",
+            "--stripe-cancel-url",
+            "https://example.test/cancel",
+        ]))
+        .unwrap();
+        let stripe = settings.stripe.as_ref().unwrap();
+        assert_eq!(stripe.api_base, "https://api.stripe.com");
+        assert_eq!(stripe.currency, "usd");
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hunter2") && !printed.contains("hunter3"));
     }
 }

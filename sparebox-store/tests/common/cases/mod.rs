@@ -2,6 +2,7 @@
 
 mod accounts;
 mod agents;
+mod billing;
 mod commands;
 mod durability;
 mod hosts;
@@ -9,6 +10,7 @@ mod races;
 
 pub use accounts::*;
 pub use agents::*;
+pub use billing::*;
 pub use commands::*;
 pub use durability::*;
 pub use hosts::*;
