@@ -52,9 +52,10 @@ pub struct HostHardware {
     pub gpu: Option<String>,
 }
 
-/// One heartbeat from a daemon.
+/// One heartbeat from a daemon. Unknown fields are ignored, so daemons newer than the
+/// server can add optional fields without being refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HeartbeatRequest {
     /// The protocol version the daemon speaks; see [`crate::PROTOCOL_VERSION`].
     pub protocol_version: u32,

@@ -104,3 +104,61 @@ async fn a_running_agent_whose_container_vanished_is_deployed_again_once() {
         "{response}"
     );
 }
+
+#[tokio::test]
+async fn engine_events_become_agent_history_once() {
+    let server = TestServer::start().await;
+    let token = server
+        .sign_up("dee@example.com", &["deployer", "host_owner"])
+        .await;
+    let (host, key) = server.host(&token, "box").await;
+    server.heartbeat(&key, json!({})).await;
+    let (_, created) = server.agent(&token, &host, "lite").await;
+    let agent = created["agent"]["id"].as_str().unwrap().to_owned();
+    let (_, response) = server.heartbeat(&key, json!({})).await;
+    let deploy = response["commands"][0]["id"].as_str().unwrap().to_owned();
+    ack(&server, &key, &deploy, &agent, "running").await;
+
+    let events = json!({ "agentEvents": [
+        { "agentId": agent, "kind": "died", "at": "2026-12-03T10:00:00Z", "exitCode": 1 },
+        { "agentId": agent, "kind": "oom_killed", "at": "2026-12-03T10:05:00Z" },
+        { "agentId": agent, "kind": "restarted", "at": "2026-12-03T10:05:01Z" }
+    ]});
+    server.heartbeat(&key, events.clone()).await;
+    // The daemon re-sends after a lost answer: nothing is recorded twice.
+    server.heartbeat(&key, events).await;
+
+    let (_, history) = server
+        .call(
+            "GET",
+            &format!("/api/v1/agents/{agent}/events"),
+            Some(&token),
+            None,
+        )
+        .await;
+    let kinds: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "crashed").count(),
+        1,
+        "{history}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "oom_killed").count(),
+        1,
+        "{history}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "restarted").count(),
+        1,
+        "{history}"
+    );
+    assert!(
+        history.to_string().contains("exited with code 1"),
+        "{history}"
+    );
+}

@@ -1,7 +1,9 @@
 //! What host daemons call: heartbeats and deploy bundles.
 
 use sparebox_core::crypto::BundleDraft;
-use sparebox_protocol::{DesiredAgent, DesiredState};
+use sparebox_protocol::{
+    AgentEventKind as EngineEventKind, AgentEventReport, DesiredAgent, DesiredState,
+};
 
 /// How many of an agent's latest commands decide what the platform wants of it.
 const DESIRED_HISTORY: u32 = 20;
@@ -56,8 +58,16 @@ impl Platform {
             }
             confirmed.push(ack.id);
         }
+        for event in &request.agent_events {
+            self.record_engine_event(host, event, now).await?;
+        }
+        let engine_events: std::collections::BTreeSet<AgentId> =
+            request.agent_events.iter().map(|e| e.agent_id).collect();
         for report in request.agent_statuses {
-            self.apply_report(host, report, now).await?;
+            // Daemons that stream engine events report crashes through them; for older
+            // daemons the server infers them from the reports.
+            let infer = !engine_events.contains(&report.agent_id);
+            self.apply_report(host, report, now, infer).await?;
         }
 
         let mut commands = self.deliver(host, now).await?;
@@ -149,6 +159,60 @@ impl Platform {
             })
             .await?;
         tracing::warn!(agent = %agent.id, command = %command.id, "agent's container is missing on its host; deploy queued again");
+        Ok(())
+    }
+
+    /// Records an engine event (a crash, an out-of-memory kill, a restart by the engine's
+    /// policy) in the agent's history. Starts are already recorded from command acks, and
+    /// a death the platform expected (a stop, an undeploy) is not a crash. An event that
+    /// arrives twice (the daemon re-sends after a lost answer) is recorded once.
+    async fn record_engine_event(
+        &self,
+        host: &HostRecord,
+        event: &AgentEventReport,
+        now: DateTime<Utc>,
+    ) -> Result<(), PlatformError> {
+        let Some(agent) = self.store.agent(event.agent_id).await? else {
+            return Ok(());
+        };
+        if agent.host != host.id {
+            return Ok(());
+        }
+        let at = event.at.format("%Y-%m-%d %H:%M:%S UTC");
+        let (kind, message) = match event.kind {
+            EngineEventKind::Started => return Ok(()),
+            EngineEventKind::Died if agent.state != AgentState::Running => return Ok(()),
+            EngineEventKind::Died => (
+                AgentEventKind::Crashed,
+                match event.exit_code {
+                    Some(code) => format!("exited with code {code} at {at}"),
+                    None => format!("exited at {at}"),
+                },
+            ),
+            EngineEventKind::OomKilled => (
+                AgentEventKind::OomKilled,
+                format!("killed for exceeding its memory limit at {at}"),
+            ),
+            EngineEventKind::Restarted => (
+                AgentEventKind::Restarted,
+                format!("restarted by the engine at {at}"),
+            ),
+        };
+        let recent = self.store.events_for_agent(agent.id, 20).await?;
+        if recent
+            .iter()
+            .any(|e| e.kind == kind && e.message == message)
+        {
+            return Ok(());
+        }
+        self.store
+            .add_event(NewAgentEvent {
+                agent: agent.id,
+                kind,
+                message,
+                at: now,
+            })
+            .await?;
         Ok(())
     }
 
@@ -255,6 +319,7 @@ impl Platform {
         host: &HostRecord,
         report: sparebox_protocol::AgentStatusReport,
         now: DateTime<Utc>,
+        infer_events: bool,
     ) -> Result<(), PlatformError> {
         let Some(agent) = self.store.agent(report.agent_id).await? else {
             return Ok(());
@@ -263,7 +328,9 @@ impl Platform {
             tracing::warn!(host = %host.id, agent = %agent.id, "host reported an agent it does not hold");
             return Ok(());
         }
-        let event = report_event(&agent, &report);
+        let event = infer_events
+            .then(|| report_event(&agent, &report))
+            .flatten();
         let vanished = report.status == RuntimeStatus::Missing
             && matches!(agent.state, AgentState::Running | AgentState::HostOffline);
         let lifecycle_event = AgentEvent::Reported(report.host_report());
