@@ -107,7 +107,7 @@ async fn container_of(
     docker: &Docker,
     agent: &str,
 ) -> Option<bollard::models::ContainerInspectResponse> {
-    let name = format!("sparebox-agent-{}", &agent.replace('-', "")[..8]);
+    let name = sparebox_runtime::agent_container_name(agent.parse().unwrap());
     docker
         .inspect_container(
             &name,

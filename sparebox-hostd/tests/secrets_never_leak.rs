@@ -219,7 +219,7 @@ async fn deployer_secret_reaches_only_the_container() {
         .negotiate_version()
         .await
         .unwrap();
-    let name = format!("sparebox-agent-{}", &agent.replace('-', "")[..8]);
+    let name = sparebox_runtime::agent_container_name(agent.parse().unwrap());
     let inspect = docker
         .inspect_container(
             &name,

@@ -104,9 +104,7 @@ impl Platform {
                 .store
                 .commands_for_agent(agent.id, DESIRED_HISTORY)
                 .await?;
-            let command_pending = recent
-                .iter()
-                .any(|c| matches!(c.status, CommandStatus::Pending | CommandStatus::Sent));
+            let command_pending = any_in_flight(&recent);
             let intent = recent.iter().find(|c| {
                 matches!(
                     c.kind,
@@ -142,10 +140,7 @@ impl Platform {
             .store
             .commands_for_agent(agent.id, DESIRED_HISTORY)
             .await?;
-        if recent
-            .iter()
-            .any(|c| matches!(c.status, CommandStatus::Pending | CommandStatus::Sent))
-        {
+        if any_in_flight(&recent) {
             return Ok(());
         }
         let command = self
@@ -463,4 +458,11 @@ fn report_event(
         ));
     }
     None
+}
+
+/// Whether any of `commands` is still on its way to the host (pending or sent).
+fn any_in_flight(commands: &[CommandRecord]) -> bool {
+    commands
+        .iter()
+        .any(|c| matches!(c.status, CommandStatus::Pending | CommandStatus::Sent))
 }
