@@ -305,6 +305,27 @@ pub async fn exec<S: AsRef<str>>(
     (inspected.exit_code.expect("exec exit code"), output)
 }
 
+/// Runs `killall httpd` inside the agent's container without waiting for its result.
+async fn kill_gateway(runtime: &DockerRuntime, agent: AgentId) {
+    let docker = runtime.client();
+    let options = CreateExecOptions {
+        cmd: Some(vec!["killall".to_owned(), "httpd".to_owned()]),
+        ..Default::default()
+    };
+    let exec = docker
+        .create_exec(&agent_container_name(agent), options)
+        .await
+        .expect("create exec");
+    let detached = bollard::exec::StartExecOptions {
+        detach: true,
+        ..Default::default()
+    };
+    let _ = docker
+        .start_exec(&exec.id, Some(detached))
+        .await
+        .expect("start exec");
+}
+
 pub async fn standard_agent_runs_hardened_with_tier_limits(engine: &Engine) {
     let runtime = engine.runtime().await;
     let agent = TestAgent::new(engine, Tier::Standard);
@@ -722,8 +743,10 @@ pub async fn events_report_start_death_with_exit_code_and_engine_restart(engine:
     expect_event(&mut events, agent.id(), |k| *k == RuntimeEventKind::Started).await;
 
     // The gateway dies on its own (SIGTERM from inside); the restart policy brings it back.
-    let (code, output) = exec(&runtime, agent.id(), &["killall", "httpd"]).await;
-    assert_eq!(code, 0, "{output}");
+    // The exec's own result is not checked: killing the main process stops the container,
+    // and Podman may drop the exec session before it can be inspected. The died event
+    // below is what proves the kill happened.
+    kill_gateway(&runtime, agent.id()).await;
     let died = expect_event(&mut events, agent.id(), |k| {
         matches!(k, RuntimeEventKind::Died { .. })
     })
