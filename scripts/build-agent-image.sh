@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Builds a small stand-in for the OpenClaw agent image without pulling anything.
 #
-# Usage: scripts/build-agent-image.sh [TAG]     (TAG defaults to sparebox-agent-test:local)
+# Usage: scripts/build-agent-image.sh [--unhealthy] [TAG]
+#        (TAG defaults to sparebox-agent-test:local, or sparebox-agent-test:unhealthy)
 #
 # The image holds a static busybox, a `node` user (uid 1000) and a tiny "gateway": busybox
 # httpd on port 18789 answering `GET /healthz` with {"ok":true,"status":"live"}, like
-# OpenClaw's gateway does. It runs as uid 1000 with a read-only root filesystem, all
+# OpenClaw's gateway does. At start the gateway prints its environment (one `KEY=value`
+# line each) to stdout, so tests can check that secrets never reach a deployer's logs.
+# With --unhealthy, /healthz answers {"ok":false,"status":"broken"} instead: an image that
+# never becomes healthy, for testing upgrades that must roll back. It runs as uid 1000 with a read-only root filesystem, all
 # capabilities dropped, /home/node a tmpfs and /home/node/.openclaw bind-mounted from the
 # host, which is how Sparebox's runtime starts agents.
 #
@@ -18,10 +22,20 @@
 # DOCKER_HOST=unix:///run/podman/podman.sock targets Podman's Docker-compatible socket.
 set -euo pipefail
 
-tag="${1:-sparebox-agent-test:local}"
+variant="healthy"
+health_body='{"ok":true,"status":"live"}'
+if [ "${1:-}" = "--unhealthy" ]; then
+    variant="unhealthy"
+    health_body='{"ok":false,"status":"broken"}'
+    shift
+fi
+default_tag="sparebox-agent-test:local"
+[ "$variant" = healthy ] || default_tag="sparebox-agent-test:unhealthy"
+tag="${1:-$default_tag}"
 base_tag="sparebox-agent-test-rootfs:local"
+[ "$variant" = healthy ] || base_tag="sparebox-agent-test-rootfs:unhealthy"
 # Bump when the image's content changes, so existing images are rebuilt.
-image_version="1"
+image_version="2-$variant"
 version_label="dev.sparebox.test-image-version"
 gateway_port=18789
 
@@ -76,7 +90,7 @@ root:x:0:
 node:x:1000:
 nogroup:x:65534:
 EOF
-printf '{"ok":true,"status":"live"}' >"$rootfs/srv/www/healthz"
+printf '%s' "$health_body" >"$rootfs/srv/www/healthz"
 
 cat >"$rootfs/usr/local/bin/gateway" <<EOF
 #!/bin/sh
@@ -85,6 +99,8 @@ state="\${HOME:-/home/node}/.openclaw"
 if ! date >"\$state/.gateway-started" 2>/dev/null; then
     echo "gateway: warning: \$state is not writable" >&2
 fi
+echo "gateway: environment:"
+env | sort
 echo "gateway: listening on $gateway_port as uid \$(id -u)"
 exec httpd -f -p $gateway_port -h /srv/www
 EOF

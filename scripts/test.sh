@@ -23,8 +23,9 @@ fi
 step "starting the Docker engine"
 bash scripts/ensure-docker.sh
 
-step "building the local agent test image"
+step "building the local agent test images (healthy, and one that never becomes healthy)"
 bash scripts/build-agent-image.sh
+bash scripts/build-agent-image.sh --unhealthy
 
 step "starting Podman's API service"
 bash scripts/ensure-podman.sh
@@ -32,6 +33,9 @@ bash scripts/ensure-podman.sh
 step "installing a real OpenClaw (Node 24 and openclaw from npm) and building its image"
 bash scripts/install-openclaw.sh
 bash scripts/build-openclaw-image.sh
+
+step "installing Chromium and chromedriver for the dashboard's browser test"
+bash scripts/ensure-chromium.sh
 
 step "starting PostgreSQL"
 SPAREBOX_TEST_POSTGRES_URL=$(bash scripts/start-postgres.sh | tail -n 1)
@@ -45,5 +49,16 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "tests"
 cargo nextest run --workspace --all-features --no-fail-fast "$@"
 
+step "heartbeat load harness, short run (asserts only that every heartbeat got a 200)"
+bash scripts/bench-load.sh --short
+
 step "documentation tests"
 cargo test --workspace --all-features --doc
+
+# Last, because it stops and starts the Docker engine under everything that uses it.
+if [ "$(id -u)" = 0 ]; then
+  step "the host daemon across a Docker engine restart"
+  bash scripts/test-engine-restart.sh
+else
+  step "skipping the engine-restart test (restarting dockerd needs root)"
+fi

@@ -242,6 +242,7 @@ impl Platform {
                     // A real platform derives a one-time key for bundle commands here
                     // (`Keyring::session_key`); this example serves no bundles.
                     session_key: None,
+                    params: None,
                 });
             }
         }

@@ -23,14 +23,16 @@
 //! Per agent, a newer command supersedes an older one that is still `pending` (never
 //! sent). A command already sent is never superseded: the daemon may be carrying it out.
 //!
-//! | newer ↓ \ older → | deploy | start | stop | restart | undeploy | update_config |
-//! |---|---|---|---|---|---|---|
-//! | deploy | – | – | – | – | – | – |
-//! | start | – | yes | yes | yes | – | – |
-//! | stop | – | yes | yes | yes | – | – |
-//! | restart | – | yes | yes | yes | – | – |
-//! | undeploy | yes | yes | yes | yes | yes | yes |
-//! | update_config | – | – | – | – | – | yes |
+//! | newer ↓ \ older → | deploy | start | stop | restart | undeploy | update_config | upgrade | logs | backup | restore |
+//! |---|---|---|---|---|---|---|---|---|---|---|
+//! | deploy | – | – | – | – | – | – | – | – | – | – |
+//! | start | – | yes | yes | yes | – | – | – | – | – | – |
+//! | stop | – | yes | yes | yes | – | – | – | – | – | – |
+//! | restart | – | yes | yes | yes | – | – | – | – | – | – |
+//! | undeploy | yes | yes | yes | yes | yes | yes | yes | yes | yes | yes |
+//! | update_config | – | – | – | – | – | yes | – | – | – | – |
+//! | upgrade | – | – | – | – | – | – | yes | – | – | – |
+//! | logs, backup, restore | – | – | – | – | – | – | – | – | – | – |
 //!
 //! Why: start, stop and restart each set whether the agent runs, so only the latest one
 //! matters. Undeploy removes the agent, so nothing queued before it is worth doing. A
@@ -38,7 +40,9 @@
 //! to exist. An update_config is never dropped by a lifecycle command (the new
 //! configuration must reach the agent); a newer update_config replaces an older queued one
 //! because the daemon fetches the bundle when it carries the command out, so both would
-//! deliver the same, latest configuration. Nothing supersedes a newer undeploy: a command
+//! deliver the same, latest configuration. A newer upgrade replaces an older queued one: only
+//! the latest image the platform chose matters. Logs, backups and restores each have a
+//! caller waiting for their own result, so only an undeploy drops them. Nothing supersedes a newer undeploy: a command
 //! queued after it (a redeploy) is kept, and an older pending one is never resurrected.
 
 use std::fmt;
@@ -66,17 +70,30 @@ pub enum CommandKind {
     Undeploy,
     /// Fetch a new bundle and apply it to the existing agent.
     UpdateConfig,
+    /// Fetch a bundle naming a new image and move the agent onto it, keeping it only if it
+    /// becomes healthy (otherwise the agent goes back to its previous image).
+    Upgrade,
+    /// Read the agent's recent logs, redact its secrets and upload them.
+    Logs,
+    /// Archive the agent's state and upload it.
+    Backup,
+    /// Replace the agent's state with a backup.
+    Restore,
 }
 
 impl CommandKind {
     /// Every kind, in declaration order.
-    pub const ALL: [CommandKind; 6] = [
+    pub const ALL: [CommandKind; 10] = [
         CommandKind::Deploy,
         CommandKind::Start,
         CommandKind::Stop,
         CommandKind::Restart,
         CommandKind::Undeploy,
         CommandKind::UpdateConfig,
+        CommandKind::Upgrade,
+        CommandKind::Logs,
+        CommandKind::Backup,
+        CommandKind::Restore,
     ];
 
     /// The snake_case name used on the wire (`"update_config"`).
@@ -88,12 +105,27 @@ impl CommandKind {
             CommandKind::Restart => "restart",
             CommandKind::Undeploy => "undeploy",
             CommandKind::UpdateConfig => "update_config",
+            CommandKind::Upgrade => "upgrade",
+            CommandKind::Logs => "logs",
+            CommandKind::Backup => "backup",
+            CommandKind::Restore => "restore",
         }
     }
 
-    /// Whether the daemon must download a deploy bundle to carry out this command.
+    /// Whether the daemon must download a deploy bundle to carry out this command. An
+    /// upgrade's signed bundle carries the new image, which only the platform chooses.
     pub const fn needs_bundle(self) -> bool {
-        matches!(self, CommandKind::Deploy | CommandKind::UpdateConfig)
+        matches!(
+            self,
+            CommandKind::Deploy | CommandKind::UpdateConfig | CommandKind::Upgrade
+        )
+    }
+
+    /// Whether the command travels with a one-time session key: every command that needs a
+    /// bundle, plus a backup (which seals its upload under the key) and a restore (which
+    /// opens its download with it).
+    pub const fn needs_session_key(self) -> bool {
+        self.needs_bundle() || matches!(self, CommandKind::Backup | CommandKind::Restore)
     }
 }
 
@@ -106,7 +138,7 @@ impl fmt::Display for CommandKind {
 /// A command kind name that Sparebox does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown command type {0:?}: expected one of deploy, start, stop, restart, undeploy, update_config"
+    "unknown command type {0:?}: expected one of deploy, start, stop, restart, undeploy, update_config, upgrade, logs, backup, restore"
 )]
 pub struct UnknownCommandKind(pub String);
 
@@ -385,6 +417,8 @@ pub const fn supersedes(newer: CommandKind, older: CommandKind) -> bool {
         Start | Stop | Restart => matches!(older, Start | Stop | Restart),
         Undeploy => true,
         UpdateConfig => matches!(older, UpdateConfig),
+        Upgrade => matches!(older, Upgrade),
+        Logs | Backup | Restore => false,
     }
 }
 

@@ -14,10 +14,12 @@
 //! | [`AgentEvent::CommandSent`] undeploy | any | undeploying |
 //! | [`AgentEvent::CommandSent`] other | any | unchanged |
 //! | [`AgentEvent::CommandAcked`] deploy, start, restart | any deployed state¹ | running |
-//! | [`AgentEvent::CommandAcked`] update_config | stopped / other deployed¹ | stopped / running |
+//! | [`AgentEvent::CommandAcked`] update_config, upgrade, restore | stopped / other deployed¹ | stopped / running |
 //! | [`AgentEvent::CommandAcked`] stop | any deployed state¹ | stopped |
+//! | [`AgentEvent::CommandAcked`] logs, backup | any deployed state¹ | unchanged |
 //! | [`AgentEvent::CommandAcked`] undeploy | any | undeployed |
-//! | [`AgentEvent::CommandFailed`] | any but undeploying | error (with the reason) |
+//! | [`AgentEvent::CommandFailed`] logs, backup, upgrade | any but undeploying | unchanged³ |
+//! | [`AgentEvent::CommandFailed`] other | any but undeploying | error (with the reason) |
 //! | [`AgentEvent::CommandExpired`] deploy | pending_deploy, deploying | error |
 //! | [`AgentEvent::Reported`] | any but undeploying | what the report shows² |
 //! | [`AgentEvent::HostLost`] | any but undeploying | host_offline |
@@ -29,6 +31,8 @@
 //! is nothing on the host yet.
 //! ² a deploying report at stage `ready` means running; only that, a running report or a
 //! deploy/start/restart ack make an agent running, never an intermediate stage.
+//! ³ reading logs or taking a backup leaves the agent as it was, and a failed upgrade has
+//! already put the agent back on its previous image; the next report shows its state.
 //!
 //! While undeploying, every event but the undeploy's own result keeps the agent
 //! undeploying: the deployer asked for removal, and late results of earlier commands do
@@ -374,6 +378,9 @@ fn active(current: &AgentLifecycle, event: &AgentEvent) -> Option<AgentLifecycle
     match event {
         AgentEvent::CommandSent { kind } => Some(sent(current, *kind)),
         AgentEvent::CommandAcked { kind } => acked(current, *kind),
+        AgentEvent::CommandFailed { kind, .. } if failure_leaves_agent(*kind) => {
+            Some(current.clone())
+        }
         AgentEvent::CommandFailed { kind, reason } => {
             Some(AgentLifecycle::error(&format!("{kind} failed: {reason}")))
         }
@@ -405,11 +412,21 @@ fn acked(current: &AgentLifecycle, kind: CommandKind) -> Option<AgentLifecycle> 
         _ if nothing_deployed => None,
         CommandKind::Start | CommandKind::Restart => Some(AgentLifecycle::Running),
         CommandKind::Stop => Some(AgentLifecycle::Stopped),
-        CommandKind::UpdateConfig => match current {
+        CommandKind::UpdateConfig | CommandKind::Upgrade | CommandKind::Restore => match current {
             AgentLifecycle::Stopped => Some(AgentLifecycle::Stopped),
             _ => Some(AgentLifecycle::Running),
         },
+        CommandKind::Logs | CommandKind::Backup => Some(current.clone()),
     }
+}
+
+/// Whether a failure of `kind` leaves the agent as it was: reading logs and taking a backup
+/// change nothing, and a failed upgrade has rolled the agent back to its previous image.
+pub const fn failure_leaves_agent(kind: CommandKind) -> bool {
+    matches!(
+        kind,
+        CommandKind::Logs | CommandKind::Backup | CommandKind::Upgrade
+    )
 }
 
 fn expired(current: &AgentLifecycle, kind: CommandKind) -> AgentLifecycle {

@@ -217,6 +217,16 @@ fn config_update_survives_lifecycle_commands() {
 }
 
 #[test]
+fn newer_upgrade_replaces_a_queued_upgrade_and_reads_are_kept() {
+    assert!(supersedes(Upgrade, Upgrade));
+    for newer in CommandKind::ALL.into_iter().filter(|k| *k != Undeploy) {
+        for older in [Logs, Backup, Restore] {
+            assert!(!supersedes(newer, older), "{newer} over {older}");
+        }
+    }
+}
+
+#[test]
 fn nothing_supersedes_a_queued_undeploy_but_another_undeploy() {
     for newer in CommandKind::ALL {
         assert_eq!(supersedes(newer, Undeploy), newer == Undeploy, "{newer}");

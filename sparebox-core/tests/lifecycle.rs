@@ -112,6 +112,29 @@ fn failed_command_puts_the_agent_in_error_with_its_reason() {
 }
 
 #[test]
+fn failed_upgrade_logs_or_backup_leave_a_running_agent_running() {
+    for kind in [Upgrade, Logs, Backup] {
+        let e = AgentEvent::CommandFailed {
+            kind,
+            reason: "rolled back: not healthy within 120s".into(),
+        };
+        assert_eq!(transition(&S::Running, &e).unwrap(), S::Running, "{kind}");
+    }
+}
+
+#[test]
+fn logs_and_backup_acks_change_nothing_but_need_a_deployed_agent() {
+    for kind in [Logs, Backup] {
+        assert_eq!(transition(&S::Stopped, &acked(kind)).unwrap(), S::Stopped);
+        assert!(transition(&S::PendingDeploy, &acked(kind)).is_err());
+    }
+    assert_eq!(
+        transition(&S::Stopped, &acked(Upgrade)).unwrap(),
+        S::Stopped
+    );
+}
+
+#[test]
 fn expired_deploy_is_an_error_but_other_expiries_change_nothing() {
     let s = transition(
         &S::Deploying {
@@ -298,10 +321,10 @@ proptest! {
     ) {
         let s = events.iter().fold(S::PendingDeploy, |s, e| transition(&s, e).unwrap_or(s));
         if let Ok(S::Running) = transition(&s, &last) {
-            let allowed = s == S::Running && !matches!(last, AgentEvent::Reported(_) | AgentEvent::HostLost | AgentEvent::UndeployRequested | AgentEvent::CommandFailed { .. })
+            let allowed = s == S::Running && !matches!(last, AgentEvent::Reported(_) | AgentEvent::HostLost | AgentEvent::UndeployRequested | AgentEvent::CommandFailed { kind: Deploy | Start | Stop | Restart | Undeploy | UpdateConfig | Restore, .. })
                 || matches!(
                     last,
-                    AgentEvent::CommandAcked { kind: Deploy | Start | Restart | UpdateConfig }
+                    AgentEvent::CommandAcked { kind: Deploy | Start | Restart | UpdateConfig | Upgrade | Restore }
                         | AgentEvent::Reported(HostReport::Running)
                         | AgentEvent::Reported(HostReport::Deploying { stage: DeployStage::Ready })
                 );

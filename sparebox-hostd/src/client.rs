@@ -1,4 +1,4 @@
-//! Talking to the Sparebox server: heartbeats and deploy bundles.
+//! Talking to the Sparebox server: heartbeats, deploy bundles, commands fetched again.
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use sparebox_core::crypto::bundle::MAX_BUNDLE_BYTES;
 use sparebox_core::{AgentId, CommandId, Secret};
-use sparebox_protocol::{DeployBundle, HeartbeatRequest, HeartbeatResponse};
+use sparebox_protocol::{Command, DeployBundle, HeartbeatRequest, HeartbeatResponse};
 
 /// Errors from a call to the server.
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +61,56 @@ pub trait ServerApi: Send + Sync + 'static {
         agent: AgentId,
         command: CommandId,
     ) -> Result<DeployBundle, ClientError>;
+
+    /// Fetches again a command the server delivered to this host and has not had an answer
+    /// for, with its session key: a daemon restarted in the middle of a deploy needs the key
+    /// to open the deploy bundle, and never writes it to disk. The server answers 409 once
+    /// the command is no longer waiting (acked, failed, expired, superseded).
+    async fn command(&self, command: CommandId) -> Result<Command, ClientError>;
+
+    /// Uploads the redacted output of the `logs` command `command` (`truncated` when older
+    /// lines were cut to fit its cap). The default refuses, for test servers that take no
+    /// logs.
+    async fn upload_logs(
+        &self,
+        command: CommandId,
+        text: Vec<u8>,
+        truncated: bool,
+    ) -> Result<(), ClientError> {
+        let _ = (text, truncated);
+        Err(ClientError::Status {
+            status: 404,
+            message: format!("this server takes no logs for command {command}"),
+        })
+    }
+
+    /// Uploads the sealed archive of backup command `command`. The default refuses, for
+    /// test servers that take no backups.
+    async fn upload_backup(&self, command: CommandId, sealed: Vec<u8>) -> Result<(), ClientError> {
+        let _ = sealed;
+        Err(ClientError::Status {
+            status: 404,
+            message: format!("this server takes no backup for command {command}"),
+        })
+    }
+
+    /// Downloads the sealed archive that restore command `command` names, refusing more
+    /// than `limit` bytes. The default refuses, as [`ServerApi::upload_backup`] does.
+    async fn download_backup(
+        &self,
+        command: CommandId,
+        limit: usize,
+    ) -> Result<Vec<u8>, ClientError> {
+        let _ = limit;
+        Err(ClientError::Status {
+            status: 404,
+            message: format!("this server serves no backup for command {command}"),
+        })
+    }
 }
+
+/// How long one backup upload or download may take.
+const BACKUP_TRANSFER_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// [`ServerApi`] over HTTP with the host key as a bearer token.
 #[derive(Debug, Clone)]
@@ -83,6 +132,36 @@ impl HttpServerApi {
         }
     }
 
+    /// Sends a backup transfer (allowed [`BACKUP_TRANSFER_TIMEOUT`]) and returns the
+    /// response when it succeeded, or the server's error.
+    async fn transfer(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        self.checked(request, BACKUP_TRANSFER_TIMEOUT).await
+    }
+
+    /// Sends `request` (allowed `timeout`) and returns the response when it succeeded, or
+    /// the server's error.
+    async fn checked(
+        &self,
+        request: reqwest::RequestBuilder,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = request
+            .bearer_auth(self.host_key.expose())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|err| ClientError::Network(without_url(err)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = read_capped(response, MAX_COMMAND_BYTES).await?;
+        Err(status_error(status, &body))
+    }
+
     async fn send<T: serde::de::DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
@@ -101,17 +180,22 @@ impl HttpServerApi {
             return serde_json::from_slice(&body)
                 .map_err(|err| ClientError::Decode(err.to_string()));
         }
-        let message = error_message(&body);
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(ClientError::Unauthorized {
-                status: status.as_u16(),
-                message,
-            });
-        }
-        Err(ClientError::Status {
+        Err(status_error(status, &body))
+    }
+}
+
+/// The error for a non-success `status` with its `body`.
+fn status_error(status: StatusCode, body: &[u8]) -> ClientError {
+    let message = error_message(body);
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        return ClientError::Unauthorized {
             status: status.as_u16(),
             message,
-        })
+        };
+    }
+    ClientError::Status {
+        status: status.as_u16(),
+        message,
     }
 }
 
@@ -141,7 +225,54 @@ impl ServerApi for HttpServerApi {
         self.send(self.http.get(url), self.timeout, MAX_BUNDLE_BYTES)
             .await
     }
+
+    async fn command(&self, command: CommandId) -> Result<Command, ClientError> {
+        let url = format!("{}/api/v1/hosts/commands/{command}", self.base_url);
+        self.send(self.http.get(url), self.timeout, MAX_COMMAND_BYTES)
+            .await
+    }
+
+    async fn upload_logs(
+        &self,
+        command: CommandId,
+        text: Vec<u8>,
+        truncated: bool,
+    ) -> Result<(), ClientError> {
+        let url = format!(
+            "{}/api/v1/hosts/commands/{command}/logs?truncated={truncated}",
+            self.base_url
+        );
+        let request = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(text);
+        self.checked(request, self.timeout).await.map(drop)
+    }
+
+    async fn upload_backup(&self, command: CommandId, sealed: Vec<u8>) -> Result<(), ClientError> {
+        let url = format!("{}/api/v1/hosts/commands/{command}/backup", self.base_url);
+        let request = self
+            .http
+            .put(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(sealed);
+        self.transfer(request).await.map(drop)
+    }
+
+    async fn download_backup(
+        &self,
+        command: CommandId,
+        limit: usize,
+    ) -> Result<Vec<u8>, ClientError> {
+        let url = format!("{}/api/v1/hosts/commands/{command}/backup", self.base_url);
+        let response = self.transfer(self.http.get(url)).await?;
+        read_capped(response, limit).await
+    }
 }
+
+/// The largest single command read, in bytes.
+const MAX_COMMAND_BYTES: usize = 64 * 1024;
 
 /// The largest heartbeat response read, in bytes.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;

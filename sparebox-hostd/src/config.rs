@@ -32,6 +32,9 @@ pub const ENV_PODMAN_SOCKET: &str = "SPAREBOX_PODMAN_SOCKET";
 pub const ENV_OPENCLAW_BIN: &str = "SPAREBOX_OPENCLAW_BIN";
 /// Environment variable for the orphan grace period in seconds (`--orphan-grace`).
 pub const ENV_ORPHAN_GRACE: &str = "SPAREBOX_ORPHAN_GRACE";
+/// Environment variable for the seconds between checks for newer agent images
+/// (`--image-check-interval`).
+pub const ENV_IMAGE_CHECK_INTERVAL: &str = "SPAREBOX_IMAGE_CHECK_INTERVAL";
 
 /// The first gateway port handed to an agent unless configured otherwise.
 pub const DEFAULT_PORT_RANGE_START: u16 = 19001;
@@ -43,6 +46,9 @@ pub const DEFAULT_HEARTBEAT_INTERVAL_SECS: u64 = 60;
 pub const DEFAULT_LONG_POLL_SECS: u64 = 30;
 /// Seconds a new container has to answer its health check.
 pub const DEFAULT_HEALTH_TIMEOUT_SECS: u64 = 180;
+/// Seconds an agent upgraded to a new image has to become healthy before it goes back to
+/// its previous image.
+pub const DEFAULT_UPGRADE_HEALTH_TIMEOUT_SECS: u64 = 120;
 /// Seconds a stopping container gets between SIGTERM and a kill.
 pub const DEFAULT_STOP_GRACE_SECS: u64 = 10;
 /// Seconds a managed container the server no longer lists is kept before it is removed.
@@ -51,6 +57,8 @@ pub const DEFAULT_ORPHAN_GRACE_SECS: u64 = 600;
 pub const DEFAULT_RECONCILE_INTERVAL_SECS: u64 = 30;
 /// Seconds after a command on an agent during which the reconciler leaves it alone.
 pub const DEFAULT_SETTLE_SECS: u64 = 60;
+/// Seconds between two checks for newer versions of the agents' images (six hours).
+pub const DEFAULT_IMAGE_CHECK_INTERVAL_SECS: u64 = 6 * 60 * 60;
 
 /// Everything the daemon needs to know to run.
 ///
@@ -79,6 +87,9 @@ pub struct DaemonConfig {
     pub long_poll: Duration,
     /// How long a new container has to answer its health check.
     pub health_timeout: Duration,
+    /// How long an agent moved to a new image by an upgrade has to become healthy before
+    /// it goes back to its previous image (120 s by default).
+    pub upgrade_health_timeout: Duration,
     /// Time between two health probes.
     pub health_poll_interval: Duration,
     /// Grace period between SIGTERM and a kill when stopping an agent.
@@ -106,6 +117,9 @@ pub struct DaemonConfig {
     /// The gateway ports of two agents are at least this far apart (1 for containers, more
     /// for plain processes, whose gateway also listens on nearby ports).
     pub port_spacing: u16,
+    /// Time between two checks whether the agents' image references now point at newer
+    /// images (each check pulls every image in use); zero turns the check off.
+    pub image_check_interval: Duration,
 }
 
 impl DaemonConfig {
@@ -122,6 +136,7 @@ impl DaemonConfig {
             busy_heartbeat_interval: Duration::from_secs(1),
             long_poll: Duration::from_secs(DEFAULT_LONG_POLL_SECS),
             health_timeout: Duration::from_secs(DEFAULT_HEALTH_TIMEOUT_SECS),
+            upgrade_health_timeout: Duration::from_secs(DEFAULT_UPGRADE_HEALTH_TIMEOUT_SECS),
             health_poll_interval: Duration::from_secs(1),
             stop_grace: Duration::from_secs(DEFAULT_STOP_GRACE_SECS),
             max_backoff: Duration::from_secs(60),
@@ -132,6 +147,7 @@ impl DaemonConfig {
             settle: Duration::from_secs(DEFAULT_SETTLE_SECS),
             halt_after_stage: None,
             port_spacing: 1,
+            image_check_interval: Duration::from_secs(DEFAULT_IMAGE_CHECK_INTERVAL_SECS),
         }
     }
 

@@ -22,6 +22,7 @@ use crate::executor::Executor;
 use crate::files;
 use crate::hardware;
 use crate::health::{HealthProbe, HttpHealthProbe};
+use crate::images::{self, ImageWatch};
 use crate::journal::{Journal, JournalError};
 use crate::queue::{CommandQueue, Job};
 use crate::reconcile::Reconciler;
@@ -57,6 +58,7 @@ pub struct HostDaemon {
     health: Arc<dyn HealthProbe>,
     state: SharedState,
     replay: Arc<std::sync::Mutex<ReplayGuard>>,
+    images: ImageWatch,
 }
 
 impl std::fmt::Debug for HostDaemon {
@@ -113,6 +115,7 @@ impl HostDaemon {
             health,
             state,
             replay: Arc::new(std::sync::Mutex::new(ReplayGuard::default())),
+            images: ImageWatch::new(),
         })
     }
 
@@ -138,10 +141,16 @@ impl HostDaemon {
         );
         self.start_up(&queue, &reconciler).await;
         let events = tokio::spawn(events::follow(self.runtime.clone(), self.state.clone()));
+        let image_checks = tokio::spawn(images::follow(
+            self.runtime.clone(),
+            self.images.clone(),
+            self.config.image_check_interval,
+        ));
         let result = self
             .heartbeat_loop(&queue, &reconciler, gpu, shutdown)
             .await;
         events.abort();
+        image_checks.abort();
         queue.shutdown();
         info!("host daemon stopped");
         result
@@ -277,7 +286,12 @@ impl HostDaemon {
             daemon_version: DAEMON_VERSION.to_owned(),
             hardware,
             isolation: self.runtime.isolation(),
-            agent_statuses: report::agent_reports(self.runtime.as_ref(), &self.state).await,
+            agent_statuses: report::agent_reports_with(
+                self.runtime.as_ref(),
+                &self.state,
+                &self.images,
+            )
+            .await,
             command_acks,
             wait_seconds: (!wait.is_zero())
                 .then(|| u32::try_from(wait.as_secs()).unwrap_or(u32::MAX)),

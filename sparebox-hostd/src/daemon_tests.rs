@@ -239,10 +239,12 @@ async fn restarted_daemon_reacks_from_its_journal() {
 }
 
 /// Runs a first daemon whose deploy halts after recording `stage` (as if killed there),
-/// then a second one on the same data directory; returns the runtime, the deploy and the
-/// second daemon's heartbeats.
+/// then a second one on the same data directory, whose server hands the deploy out again
+/// when `offered_again`; returns the runtime, the deploy and the second daemon's
+/// heartbeats.
 async fn deploy_interrupted_at(
     stage: DeployStage,
+    offered_again: bool,
 ) -> (
     Arc<FakeRuntime>,
     sparebox_protocol::Command,
@@ -269,8 +271,12 @@ async fn deploy_interrupted_at(
         "the first daemon never acked"
     );
 
-    // The server does not deliver a sent command again: the second daemon gets nothing.
+    // The server does not deliver a sent command again in heartbeats; the daemon may only
+    // ask for it by id.
     let second = Arc::new(FakeServer::default());
+    if offered_again {
+        second.offer_again(&deploy);
+    }
     run_until(
         dir.path(),
         runtime.clone(),
@@ -287,7 +293,8 @@ async fn deploy_interrupted_at(
 
 #[tokio::test(start_paused = true)]
 async fn deploy_killed_after_its_container_started_is_finished_by_the_next_daemon() {
-    let (runtime, deploy, heartbeats) = deploy_interrupted_at(DeployStage::HealthCheck).await;
+    let (runtime, deploy, heartbeats) =
+        deploy_interrupted_at(DeployStage::HealthCheck, false).await;
 
     assert_eq!(
         runtime.count(FakeOp::CreateAndStart),
@@ -347,15 +354,47 @@ async fn deploy_killed_while_creating_is_started_by_the_next_daemon() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn deploy_killed_before_its_container_existed_fails_so_the_server_sends_it_again() {
-    let (runtime, deploy, heartbeats) = deploy_interrupted_at(DeployStage::Creating).await;
+async fn deploy_killed_before_its_container_existed_is_run_again_from_the_start() {
+    for stage in [
+        DeployStage::FetchingConfig,
+        DeployStage::Pulling,
+        DeployStage::Creating,
+        DeployStage::Starting,
+    ] {
+        let (runtime, deploy, heartbeats) = deploy_interrupted_at(stage, true).await;
+
+        assert_eq!(
+            runtime.count(FakeOp::CreateAndStart),
+            1,
+            "killed at {stage}: one container"
+        );
+        assert_eq!(runtime.containers().len(), 1, "killed at {stage}");
+        let acks: Vec<_> = heartbeats
+            .iter()
+            .flat_map(|h| h.command_acks.iter())
+            .filter(|ack| ack.id == deploy.id)
+            .collect();
+        assert!(!acks.is_empty(), "killed at {stage}: acked");
+        assert!(
+            acks.iter().all(|ack| ack.status == AckStatus::Acked),
+            "killed at {stage}: {acks:?}"
+        );
+        let last = heartbeats.last().unwrap();
+        assert_eq!(last.agent_statuses[0].status, RuntimeStatus::Running);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn deploy_killed_before_its_container_existed_fails_when_the_server_no_longer_offers_it() {
+    let (runtime, deploy, heartbeats) = deploy_interrupted_at(DeployStage::Creating, false).await;
 
     assert_eq!(runtime.count(FakeOp::CreateAndStart), 0);
     let ack = &heartbeats.last().unwrap().command_acks[0];
     assert_eq!((ack.id, ack.status), (deploy.id, AckStatus::Failed));
     let error = ack.error.as_deref().unwrap();
     assert!(
-        error.contains("creating: interrupted by a daemon restart"),
+        error.contains("creating: interrupted by a daemon restart")
+            && error.contains("did not send the command again"),
         "{error}"
     );
 }

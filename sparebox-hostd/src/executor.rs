@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use sparebox_core::crypto::{ReplayGuard, VerifiedBundle};
+use sparebox_core::lifecycle::failure_leaves_agent;
 use sparebox_core::{AgentId, CommandKind, DeployStage};
 use sparebox_protocol::{AckStatus, Command, CommandAck};
 use sparebox_runtime::{AgentSpec, Runtime};
@@ -27,6 +28,14 @@ pub const AGENT_ENV: [(&str, &str); 2] = [
     ("OPENCLAW_NO_AUTO_UPDATE", "1"),
     ("OPENCLAW_DISABLE_BONJOUR", "1"),
 ];
+
+/// [`AGENT_ENV`] as the plain environment of an [`AgentSpec`].
+pub(crate) fn agent_env() -> std::collections::BTreeMap<String, String> {
+    AGENT_ENV
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
 
 /// Why a command failed: the command, the agent, the deploy stage when there is one, and
 /// the cause. Displays as `deploy agent <id>: health_check: <cause>`.
@@ -75,19 +84,19 @@ impl fmt::Debug for Executor {
 }
 
 /// A failure inside one command, before the command and agent are attached.
-struct Failure {
+pub(crate) struct Failure {
     stage: Option<DeployStage>,
     message: String,
 }
 
-fn at<E: fmt::Display>(stage: DeployStage) -> impl FnOnce(E) -> Failure {
+pub(crate) fn at<E: fmt::Display>(stage: DeployStage) -> impl FnOnce(E) -> Failure {
     move |err| Failure {
         stage: Some(stage),
         message: err.to_string(),
     }
 }
 
-fn plain<E: fmt::Display>(err: E) -> Failure {
+pub(crate) fn plain<E: fmt::Display>(err: E) -> Failure {
     Failure {
         stage: None,
         message: err.to_string(),
@@ -116,60 +125,93 @@ impl Executor {
             CommandKind::Stop => self.stop(agent).await,
             CommandKind::Restart => self.restart(agent).await,
             CommandKind::Undeploy => self.undeploy(agent).await,
+            CommandKind::Upgrade => self.upgrade(command).await,
+            CommandKind::Logs => self.logs(command).await,
+            CommandKind::Backup => self.backup(command).await,
+            CommandKind::Restore => self.restore(command).await,
         };
         self.conclude(command, outcome)
     }
 
     /// Finishes a command an earlier daemon started and did not ack; see
     /// [`InFlightCommand`]. Commands without a bundle run again (they are idempotent). A
-    /// deploy or update whose container was created is finished from that container; one
-    /// interrupted earlier fails, because its bundle cannot be opened again without the
-    /// session key, which was never written down.
+    /// deploy or update whose container was created is finished from that container. One
+    /// interrupted earlier runs again from the start with the command fetched again from
+    /// the server, since its session key was never written down; when the server no longer
+    /// offers it (expired, superseded) it fails.
     pub async fn resume(&self, interrupted: InFlightCommand) {
         let command = interrupted.command();
         info!(command.id = %command.id, agent.id = %command.agent_id, command.kind = %command.kind,
               deploy.stage = ?interrupted.stage, "resuming a command interrupted by a restart");
-        if !command.kind.needs_bundle() {
+        if !command.kind.needs_session_key() {
             return self.run_command(command).await;
         }
-        let outcome = self.finish_interrupted_deploy(&interrupted).await;
-        let ack = self.conclude(&command, outcome);
+        let finished = if command.kind.needs_bundle() {
+            self.finish_from_container(&interrupted).await
+        } else {
+            None
+        };
+        let ack = match finished {
+            Some(outcome) => self.conclude(&command, outcome),
+            None => match self.fetch_again(&interrupted).await {
+                Ok(fresh) => self.execute(&fresh).await,
+                Err(failure) => self.conclude(&command, Err(failure)),
+            },
+        };
         self.state.finish(ack);
         if let Err(err) = self.state.persist().await {
             error!(error = %err, "could not write the journal; the ack is kept in memory");
         }
     }
 
-    async fn finish_interrupted_deploy(
+    /// Starts the container an interrupted deploy or update created and waits for its
+    /// health; `None` when the command did not get that far.
+    async fn finish_from_container(
         &self,
         interrupted: &InFlightCommand,
-    ) -> Result<(), Failure> {
+    ) -> Option<Result<(), Failure>> {
         let agent = interrupted.agent_id;
+        // The stage is recorded before the container is created, so a container is only
+        // trusted when it exists too.
         let created = interrupted
             .stage
             .is_some_and(|stage| stage >= DeployStage::Starting);
-        let container = if created {
-            self.runtime
-                .inspect(agent)
-                .await
-                .map_err(at(DeployStage::Starting))?
-        } else {
-            None
+        if !created {
+            return None;
+        }
+        let container = match self.runtime.inspect(agent).await {
+            Ok(container) => container,
+            Err(err) => return Some(Err(at(DeployStage::Starting)(err))),
         };
-        let (Some(container), Some(record)) = (container, self.state.agent(agent)) else {
-            let stage = interrupted.stage.unwrap_or(DeployStage::FetchingConfig);
-            return Err(at(stage)(
-                "interrupted by a daemon restart before the container existed; the deploy must be sent again",
-            ));
-        };
+        let (container, record) = (container?, self.state.agent(agent)?);
         self.stage(agent, DeployStage::Starting);
         if container.state != sparebox_runtime::ContainerState::Running {
-            self.runtime
-                .start(agent)
-                .await
-                .map_err(at(DeployStage::Starting))?;
+            if let Err(err) = self.runtime.start(agent).await {
+                return Some(Err(at(DeployStage::Starting)(err)));
+            }
         }
-        self.wait_for_health(agent, record.gateway_port).await
+        Some(self.wait_for_health(agent, record.gateway_port).await)
+    }
+
+    /// The interrupted command as the server sends it again, with its session key.
+    async fn fetch_again(&self, interrupted: &InFlightCommand) -> Result<Command, Failure> {
+        let stage = interrupted.stage.unwrap_or(DeployStage::FetchingConfig);
+        let fresh = self.server.command(interrupted.id).await.map_err(|err| {
+            at(stage)(format!(
+                "interrupted by a daemon restart before the container existed, and the server \
+                 did not send the command again ({err}); the deploy must be sent again"
+            ))
+        })?;
+        if fresh.id != interrupted.id
+            || fresh.agent_id != interrupted.agent_id
+            || fresh.kind != interrupted.kind
+        {
+            return Err(at(stage)(
+                "the server sent a different command when asked for an interrupted one",
+            ));
+        }
+        info!(command.id = %fresh.id, agent.id = %fresh.agent_id, "running the interrupted command again from the start");
+        Ok(fresh)
     }
 
     async fn wait_for_health(&self, agent: AgentId, port: u16) -> Result<(), Failure> {
@@ -237,8 +279,11 @@ impl Executor {
                     message: failure.message,
                 };
                 warn!(command.id = %command.id, error = %err, "command failed");
-                self.state
-                    .set_phase(agent, Some(Phase::Failed(err.to_string())));
+                // A failed logs read changes nothing, and a failed upgrade has put the
+                // agent back on its previous image: the next report shows its real state.
+                let phase =
+                    (!failure_leaves_agent(command.kind)).then(|| Phase::Failed(err.to_string()));
+                self.state.set_phase(agent, phase);
                 CommandAck {
                     id: command.id,
                     status: AckStatus::Failed,
@@ -248,13 +293,13 @@ impl Executor {
         }
     }
 
-    fn stage(&self, agent: AgentId, stage: DeployStage) {
+    pub(crate) fn stage(&self, agent: AgentId, stage: DeployStage) {
         debug!(agent.id = %agent, deploy.stage = %stage, "deploy stage");
         self.state.set_phase(agent, Some(Phase::Deploying(stage)));
     }
 
     /// `<data-dir>/agents/<agent-id>`.
-    fn agent_dir(&self, agent: AgentId) -> PathBuf {
+    pub(crate) fn agent_dir(&self, agent: AgentId) -> PathBuf {
         self.config.agents_dir().join(agent.to_string())
     }
 
@@ -274,9 +319,12 @@ impl Executor {
         }
 
         self.stage(agent, DeployStage::FetchingConfig);
+        self.checkpoint(command, DeployStage::FetchingConfig)
+            .await?;
         let bundle = self.fetch_bundle(command).await?;
 
         self.stage(agent, DeployStage::Pulling);
+        self.checkpoint(command, DeployStage::Pulling).await?;
         let pulling = at(DeployStage::Pulling);
         self.runtime
             .ensure_image(&bundle.image)
@@ -304,10 +352,7 @@ impl Executor {
             image: bundle.image.clone(),
             gateway_port: port,
             state_dir,
-            env: AGENT_ENV
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            env: agent_env(),
             secret_env: bundle.secrets.clone(),
         };
         drop(bundle);
@@ -325,7 +370,7 @@ impl Executor {
     /// Fetches the bundle and checks it before anything in it is used: signed with the
     /// command's session key, for this agent and command, within its validity window by
     /// the host's clock, and not accepted before. Only then are its secrets opened.
-    async fn fetch_bundle(&self, command: &Command) -> Result<VerifiedBundle, Failure> {
+    pub(crate) async fn fetch_bundle(&self, command: &Command) -> Result<VerifiedBundle, Failure> {
         let Some(key) = command.session_key.as_ref() else {
             return Err(at(DeployStage::FetchingConfig)(
                 "the command carries no session key",
@@ -460,6 +505,13 @@ impl Executor {
         Ok(())
     }
 }
+
+#[path = "backup.rs"]
+mod backup;
+
+#[cfg(test)]
+#[path = "backup_tests.rs"]
+mod backup_tests;
 
 #[cfg(test)]
 #[path = "executor_tests.rs"]

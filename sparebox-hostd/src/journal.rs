@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sparebox_core::{AgentId, CommandId, CommandKind, DeployStage, Tier};
-use sparebox_protocol::{AgentEventReport, Command, CommandAck};
+use sparebox_protocol::{AgentEventReport, Command, CommandAck, CommandParams};
 
 /// The journal format version written by this daemon.
 pub const JOURNAL_VERSION: u32 = 1;
@@ -83,6 +83,9 @@ pub struct InFlightCommand {
     /// For deploys and configuration updates: the last stage recorded durably.
     #[serde(default)]
     pub stage: Option<DeployStage>,
+    /// The command's parameters (they hold nothing secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<CommandParams>,
 }
 
 impl InFlightCommand {
@@ -95,6 +98,7 @@ impl InFlightCommand {
             tier: command.tier,
             created_at: command.created_at,
             stage: None,
+            params: command.params.clone(),
         }
     }
 
@@ -107,6 +111,7 @@ impl InFlightCommand {
             tier: self.tier,
             created_at: self.created_at,
             session_key: None,
+            params: self.params.clone(),
         }
     }
 }

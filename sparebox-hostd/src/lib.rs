@@ -12,8 +12,10 @@
 //! | [`config`] | [`DaemonConfig`], defaults, `SPAREBOX_*` environment variable names |
 //! | [`client`] | the two server calls ([`ServerApi`]) and their HTTP implementation |
 //! | [`journal`] | what survives a restart: executed commands, unconfirmed acks, agents and ports |
+//! | [`archive`] | an agent's state as a backup archive: packing it, reading one back without trusting it |
 //! | [`files`] | writing `openclaw.json` and workspace files without leaving the agent's directory |
 //! | [`health`] | the agent's `/healthz` probe |
+//! | [`images`] | the periodic check for newer agent images |
 //! | [`hardware`] | measuring the host |
 //! | [`logging`] | the log filter that keeps secrets out of the logs |
 //! | [`setup`] | the config file, choosing a runtime, enrolling, the status table |
@@ -41,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod archive;
 mod backoff;
 pub mod client;
 pub mod config;
@@ -50,8 +53,10 @@ mod executor;
 pub mod files;
 pub mod hardware;
 pub mod health;
+pub mod images;
 pub mod journal;
 pub mod logging;
+pub mod logs;
 mod ports;
 mod queue;
 mod reconcile;
@@ -60,6 +65,7 @@ pub mod setup;
 mod state;
 #[cfg(test)]
 mod testing;
+mod upgrade;
 
 pub use client::{ClientError, HttpServerApi, ServerApi};
 pub use config::DaemonConfig;

@@ -86,6 +86,15 @@ struct RunArgs {
     /// Seconds an agent the server no longer lists is kept before removal [default: 600].
     #[arg(long, env = config::ENV_ORPHAN_GRACE)]
     orphan_grace: Option<u64>,
+    /// Seconds between checks whether the agents' images have newer versions (each check
+    /// pulls the images in use); 0 turns the check off [default: 21600].
+    #[arg(long, env = config::ENV_IMAGE_CHECK_INTERVAL)]
+    image_check_interval: Option<u64>,
+    /// Crash-recovery testing aid, hidden from help: a deploy that reaches this stage
+    /// (fetching_config, pulling, creating, starting, health_check) records it and then
+    /// makes no more progress, so a test can kill the daemon exactly there.
+    #[arg(long, hide = true)]
+    halt_after_stage: Option<sparebox_core::DeployStage>,
     /// Log format [default: text].
     #[arg(long, env = config::ENV_LOG_FORMAT, value_enum)]
     log_format: Option<LogFormat>,
@@ -246,6 +255,12 @@ async fn run(args: RunArgs, path: &std::path::Path, file: FileConfig) -> anyhow:
         args.orphan_grace,
         file.orphan_grace,
         config::DEFAULT_ORPHAN_GRACE_SECS,
+    );
+    config.halt_after_stage = args.halt_after_stage;
+    config.image_check_interval = seconds(
+        args.image_check_interval,
+        file.image_check_interval,
+        config::DEFAULT_IMAGE_CHECK_INTERVAL_SECS,
     );
     config.port_spacing = chosen.port_spacing;
     tracing::info!(%config, runtime = %chosen.kind, config_file = %path.display(), "effective configuration");

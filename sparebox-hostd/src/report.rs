@@ -8,14 +8,26 @@ use sparebox_protocol::{AgentStatusReport, RuntimeStatus, MAX_REPORTS_PER_HEARTB
 use sparebox_runtime::{ContainerInfo, ContainerState, Runtime};
 use tracing::debug;
 
+use crate::images::ImageWatch;
 use crate::journal::AgentRecord;
 use crate::state::{Phase, SharedState};
 
 const MIB: u64 = 1024 * 1024;
 
 /// A report for every agent the daemon manages or has a phase for, at most
-/// [`MAX_REPORTS_PER_HEARTBEAT`].
+/// [`MAX_REPORTS_PER_HEARTBEAT`], without image update information.
+#[cfg(test)]
 pub async fn agent_reports(runtime: &dyn Runtime, state: &SharedState) -> Vec<AgentStatusReport> {
+    agent_reports_with(runtime, state, &ImageWatch::new()).await
+}
+
+/// A report for every agent the daemon manages or has a phase for, at most
+/// [`MAX_REPORTS_PER_HEARTBEAT`]; `images` tells which agents have a newer image.
+pub async fn agent_reports_with(
+    runtime: &dyn Runtime,
+    state: &SharedState,
+    images: &ImageWatch,
+) -> Vec<AgentStatusReport> {
     let records: BTreeMap<AgentId, AgentRecord> = state
         .agents()
         .into_iter()
@@ -38,7 +50,7 @@ pub async fn agent_reports(runtime: &dyn Runtime, state: &SharedState) -> Vec<Ag
     let reports = agents.into_iter().map(|agent| {
         let record = records.get(&agent);
         let phase = phases.get(&agent);
-        report_one(runtime, agent, record, phase)
+        report_one(runtime, agent, record, phase, images)
     });
     futures::future::join_all(reports).await
 }
@@ -48,6 +60,7 @@ async fn report_one(
     agent: AgentId,
     record: Option<&AgentRecord>,
     phase: Option<&Phase>,
+    images: &ImageWatch,
 ) -> AgentStatusReport {
     match phase {
         Some(Phase::Deploying(stage)) => {
@@ -57,12 +70,12 @@ async fn report_one(
             report
         }
         Some(Phase::Failed(message)) => {
-            let mut report = observe(runtime, agent, record).await;
+            let mut report = observe(runtime, agent, record, images).await;
             report.status = RuntimeStatus::Error;
             report.error = Some(message.clone());
             report
         }
-        None => observe(runtime, agent, record).await,
+        None => observe(runtime, agent, record, images).await,
     }
 }
 
@@ -71,6 +84,7 @@ async fn observe(
     runtime: &dyn Runtime,
     agent: AgentId,
     record: Option<&AgentRecord>,
+    images: &ImageWatch,
 ) -> AgentStatusReport {
     let container = match runtime.inspect(agent).await {
         Ok(container) => container,
@@ -88,6 +102,7 @@ async fn observe(
     let stopped_on_purpose = record.is_some_and(|r| r.stopped);
     let mut report = from_container(agent, &container, stopped_on_purpose);
     report.gateway_port = record.map(|r| r.gateway_port);
+    report.image_update_available = images.update_available(&container);
     if container.state == ContainerState::Running {
         match runtime.stats(agent).await {
             Ok(stats) => {
@@ -118,6 +133,9 @@ fn from_container(
     report.ram_limit_mb = container.memory_limit_bytes.map(|bytes| bytes / MIB);
     report.isolation = Some(container.isolation.clone());
     report.started_at = container.started_at;
+    report.image = Some(container.image.clone()).filter(|image| !image.is_empty());
+    report.image_id = container.image_id.clone();
+    report.openclaw_version = container.openclaw_version.clone();
     if status == RuntimeStatus::Running {
         report.uptime_seconds = container.started_at.map(|started| {
             let seconds = (Utc::now() - started).num_seconds();

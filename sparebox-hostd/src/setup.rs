@@ -132,6 +132,9 @@ pub struct FileConfig {
     /// Seconds before an agent the server no longer lists is removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub orphan_grace: Option<u64>,
+    /// Seconds between checks for newer agent images; 0 turns them off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_check_interval: Option<u64>,
     /// `text` or `json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_format: Option<String>,

@@ -353,6 +353,7 @@ mod tests {
             tier: sparebox_core::Tier::Lite,
             created_at: chrono::Utc::now(),
             session_key: None,
+            params: None,
         }
     }
 

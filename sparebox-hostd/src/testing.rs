@@ -32,6 +32,14 @@ pub struct FakeServer {
     pub expired: AtomicBool,
     pub responses: Mutex<VecDeque<Result<HeartbeatResponse, ClientError>>>,
     pub heartbeats: Mutex<Vec<HeartbeatRequest>>,
+    /// Commands [`ServerApi::command`] hands out again; others get a 409.
+    pub redeliverable: Mutex<BTreeMap<CommandId, Command>>,
+    /// The image bundles name when set, else [`IMAGE`].
+    pub image: Mutex<Option<String>>,
+    /// Logs uploaded: command, text, truncated.
+    pub uploaded_logs: Mutex<Vec<(CommandId, String, bool)>>,
+    /// Sealed backup archives by command: uploads land here, downloads come from here.
+    pub backups: Mutex<BTreeMap<CommandId, Vec<u8>>>,
 }
 
 impl FakeServer {
@@ -53,6 +61,15 @@ impl FakeServer {
 
     pub fn heartbeats(&self) -> Vec<HeartbeatRequest> {
         self.heartbeats.lock().unwrap().clone()
+    }
+
+    /// Lets the daemon fetch `command` again, as a real server does while it is sent and
+    /// not answered.
+    pub fn offer_again(&self, command: &Command) {
+        self.redeliverable
+            .lock()
+            .unwrap()
+            .insert(command.id, command.clone());
     }
 }
 
@@ -96,7 +113,12 @@ impl ServerApi for FakeServer {
             agent_id: agent,
             command_id: command,
             tier: Tier::Standard,
-            image: IMAGE.to_owned(),
+            image: self
+                .image
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| IMAGE.to_owned()),
             openclaw_config: serde_json::json!({"gateway": {"mode": "local"}}),
             workspace_files: self.files.lock().unwrap().clone(),
             secrets: BTreeMap::from([("ANTHROPIC_API_KEY".to_owned(), Secret::new("sk-ant-test"))]),
@@ -106,6 +128,55 @@ impl ServerApi for FakeServer {
         Ok(draft
             .seal(&session_key(command))
             .expect("a small bundle seals"))
+    }
+
+    async fn command(&self, command: CommandId) -> Result<Command, ClientError> {
+        self.redeliverable
+            .lock()
+            .unwrap()
+            .get(&command)
+            .cloned()
+            .ok_or_else(|| ClientError::Status {
+                status: 409,
+                message: format!("conflict: command {command} is expired, not sent"),
+            })
+    }
+
+    async fn upload_logs(
+        &self,
+        command: CommandId,
+        text: Vec<u8>,
+        truncated: bool,
+    ) -> Result<(), ClientError> {
+        let text = String::from_utf8(text).expect("uploaded logs are UTF-8");
+        self.uploaded_logs
+            .lock()
+            .unwrap()
+            .push((command, text, truncated));
+        Ok(())
+    }
+
+    async fn upload_backup(&self, command: CommandId, sealed: Vec<u8>) -> Result<(), ClientError> {
+        self.backups.lock().unwrap().insert(command, sealed);
+        Ok(())
+    }
+
+    async fn download_backup(
+        &self,
+        command: CommandId,
+        limit: usize,
+    ) -> Result<Vec<u8>, ClientError> {
+        let found = self.backups.lock().unwrap().get(&command).cloned();
+        match found {
+            Some(sealed) if sealed.len() <= limit => Ok(sealed),
+            Some(_) => Err(ClientError::Decode(format!(
+                "response larger than {limit} bytes"
+            ))),
+            None => Err(ClientError::Status {
+                status: 404,
+                message: format!("no backup for command {command}"),
+            }),
+        }
     }
 }
 
@@ -137,7 +208,8 @@ pub fn command(kind: CommandKind, agent: AgentId) -> Command {
         kind,
         tier: Tier::Standard,
         created_at: Utc::now(),
-        session_key: kind.needs_bundle().then(|| session_key(id)),
+        session_key: kind.needs_session_key().then(|| session_key(id)),
+        params: None,
     }
 }
 

@@ -162,6 +162,7 @@ async fn deploy_over_http_is_acked_confirmed_and_reported_running() {
         tier: Tier::Lite,
         created_at: Utc::now(),
         session_key: Some(session_key()),
+        params: None,
     };
     server.queued.lock().unwrap().push(deploy.clone());
     let url = start_server(server.clone()).await;

@@ -1,7 +1,7 @@
 //! The daemon against a real server and a real Docker engine when things go wrong: a
-//! command delivered twice, the server gone for a while, the daemon killed in the middle of
-//! a deploy. Needs a running engine and the local agent image (`scripts/ensure-docker.sh`,
-//! `scripts/build-agent-image.sh`).
+//! command delivered twice, the server gone for a while (a daemon killed in the middle of a
+//! deploy is in `sigkill.rs`). Needs a running engine and the local agent image
+//! (`scripts/ensure-docker.sh`, `scripts/build-agent-image.sh`).
 
 mod common;
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{containers_of, port_range_start, Api, Cleanup, TestServer};
-use sparebox_core::{AgentId, CommandId, CommandKind, DeployStage, Secret};
+use sparebox_core::{AgentId, CommandId, CommandKind, Secret};
 use sparebox_hostd::journal::Journal;
 use sparebox_hostd::{
     ClientError, DaemonConfig, HostDaemon, HttpHealthProbe, HttpServerApi, ServerApi,
@@ -99,6 +99,10 @@ impl ServerApi for Recording {
     ) -> Result<DeployBundle, ClientError> {
         self.inner.deploy_bundle(agent, command).await
     }
+
+    async fn command(&self, command: CommandId) -> Result<Command, ClientError> {
+        self.inner.command(command).await
+    }
 }
 
 fn config(base: &str, key: &str, data_dir: &Path) -> DaemonConfig {
@@ -141,22 +145,6 @@ fn command_id(command: &serde_json::Value) -> CommandId {
     command["id"].as_str().unwrap().parse().unwrap()
 }
 
-async fn events_of_kind(api: &Api, agent: &str, kind: &str) -> usize {
-    let events = api
-        .send(
-            reqwest::Method::GET,
-            &format!("/api/v1/agents/{agent}/events"),
-            None,
-        )
-        .await;
-    events
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == kind)
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_deploy_is_acked_again_and_leaves_exactly_one_container() {
     let cleanup = Cleanup::default();
@@ -189,7 +177,7 @@ async fn redelivered_deploy_is_acked_again_and_leaves_exactly_one_container() {
         first,
         "no second container, none replaced"
     );
-    assert_eq!(events_of_kind(&api, &agent, "deployed").await, 1);
+    assert_eq!(api.events_of_kind(&agent, "deployed").await, 1);
     assert_eq!(api.view(&agent).await["state"], "running");
     daemon.stop().await;
 }
@@ -233,7 +221,7 @@ async fn server_outage_is_ridden_out_and_the_ack_arrives_once() {
         api.view(&agent).await["state"] == "stopped"
     })
     .await;
-    assert_eq!(events_of_kind(&api, &agent, "stopped").await, 1);
+    assert_eq!(api.events_of_kind(&agent, "stopped").await, 1);
     let journal = Journal::load(&dir.path().join("hostd/journal.json")).unwrap();
     api.poll("ack confirmed", Duration::from_secs(10), || async {
         Journal::load(&dir.path().join("hostd/journal.json"))
@@ -252,87 +240,4 @@ fn api_commands_offline(recording: &Recording) -> serde_json::Value {
     let seen = recording.seen.lock().unwrap();
     let stop = seen.iter().find(|c| c.kind == CommandKind::Stop).unwrap();
     serde_json::json!({ "id": stop.id.to_string() })
-}
-
-/// Deploys with a first daemon that halts after recording `stage`, stops it there as if
-/// killed, then runs a second daemon on the same data directory.
-/// What an interrupted deploy leaves for the checks; the server keeps running until dropped.
-struct Interrupted {
-    api: Api,
-    agent: String,
-    _cleanup: Cleanup,
-    _server: TestServer,
-    _dir: tempfile::TempDir,
-}
-
-async fn deploy_interrupted_at(stage: DeployStage, expect: &str) -> Interrupted {
-    let cleanup = Cleanup::default();
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(dir.path()).await;
-    let api = Api::sign_up(&server.base()).await;
-    let (host, key) = api.host().await;
-    let data_dir = dir.path().join("hostd");
-    let mut halting = config(&server.base(), &key, &data_dir);
-    halting.halt_after_stage = Some(stage);
-    let http = Arc::new(HttpServerApi::new(
-        reqwest::Client::new(),
-        &server.base(),
-        Secret::new(key.as_str()),
-        Duration::from_secs(10),
-    ));
-    let first = spawn_daemon(halting, http.clone()).await;
-    api.wait_online().await;
-    let agent = api.agent(&host).await;
-    cleanup.agent(&agent);
-    api.poll("the halt", Duration::from_secs(60), || async {
-        Journal::load(&data_dir.join("journal.json"))
-            .unwrap()
-            .in_flight
-            .first()
-            .is_some_and(|c| c.stage == Some(stage))
-    })
-    .await;
-    first.stop().await;
-    let before = containers_of(&agent);
-
-    let second = spawn_daemon(config(&server.base(), &key, &data_dir), http).await;
-    api.wait_command(&agent, "deploy", expect).await;
-    if expect == "acked" {
-        assert_eq!(before.len(), 1, "the first daemon created the container");
-        assert_eq!(
-            containers_of(&agent),
-            before,
-            "the same container, no second one"
-        );
-    }
-    second.stop().await;
-    Interrupted {
-        api,
-        agent,
-        _cleanup: cleanup,
-        _server: server,
-        _dir: dir,
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deploy_killed_after_its_container_started_is_finished_once_by_the_next_daemon() {
-    let run = deploy_interrupted_at(DeployStage::HealthCheck, "acked").await;
-
-    assert_eq!(events_of_kind(&run.api, &run.agent, "deployed").await, 1);
-    let commands = run.api.commands(&run.agent).await;
-    assert_eq!(commands.len(), 1, "{commands:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deploy_killed_before_its_container_existed_fails_instead_of_hanging() {
-    let run = deploy_interrupted_at(DeployStage::Creating, "failed").await;
-
-    assert!(containers_of(&run.agent).is_empty());
-    let commands = run.api.commands(&run.agent).await;
-    let error = commands[0]["error"].as_str().unwrap_or_default().to_owned();
-    assert!(
-        error.contains("interrupted by a daemon restart"),
-        "{commands:?}"
-    );
 }

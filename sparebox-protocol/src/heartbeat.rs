@@ -192,6 +192,20 @@ pub struct AgentStatusReport {
     /// The last error, when `status` is `error`.
     #[serde(default)]
     pub error: Option<String>,
+    /// The image reference the agent's container was created from.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// The engine's id (digest) of the image the container runs.
+    #[serde(default)]
+    pub image_id: Option<String>,
+    /// The OpenClaw version the agent runs, from its image's labels or, in profile mode,
+    /// the `openclaw` binary; `None` when it cannot be told.
+    #[serde(default)]
+    pub openclaw_version: Option<String>,
+    /// Whether the host's last check found that the agent's image reference now points at
+    /// a different (newer) image than the one its container runs.
+    #[serde(default)]
+    pub image_update_available: bool,
 }
 
 impl AgentStatusReport {
@@ -232,6 +246,10 @@ impl AgentStatusReport {
             gateway_port: None,
             isolation: None,
             error: None,
+            image: None,
+            image_id: None,
+            openclaw_version: None,
+            image_update_available: false,
         }
     }
 }
@@ -255,6 +273,10 @@ pub struct Command {
     /// command's deploy bundle. Redacted in `Debug`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_key: Option<crate::SessionKey>,
+    /// What the command needs beyond its kind (for `logs`, which lines; for `restore`,
+    /// which backup); absent for the other kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<crate::CommandParams>,
 }
 
 /// The outcome the daemon reports for a command.

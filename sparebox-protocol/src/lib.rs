@@ -11,6 +11,7 @@
 //! | [`HeartbeatRequest`] | daemon → server, `POST /api/v1/hosts/heartbeat` |
 //! | [`HeartbeatResponse`] | server → daemon |
 //! | [`Command`], [`CommandAck`] | inside the two above |
+//! | [`CommandParams`] | inside a [`Command`] that needs more than its kind (`logs`, `restore`) |
 //! | [`AgentStatusReport`] | daemon → server, one per agent in each heartbeat |
 //! | [`DeployBundle`] | server → daemon, `GET /api/v1/agents/{id}/deploy-config`; sealed and signed under the command's [`SessionKey`] |
 //!
@@ -27,11 +28,15 @@
 #![warn(missing_docs)]
 
 mod heartbeat;
+mod params;
 
 pub use heartbeat::{
     AckStatus, AgentEventKind, AgentEventReport, AgentStatusReport, Command, CommandAck,
     DesiredAgent, DesiredState, HeartbeatRequest, HeartbeatResponse, HostHardware, IsolationMode,
     IsolationReport, RuntimeStatus,
+};
+pub use params::{
+    CommandParams, InvalidParams, MAX_LOG_BYTES, MAX_LOG_SINCE_SECONDS, MAX_LOG_TAIL_LINES,
 };
 /// One workspace file (a relative path and UTF-8 content), in API requests and bundles.
 pub use sparebox_core::crypto::BundleFile as WorkspaceFile;

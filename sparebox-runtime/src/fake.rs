@@ -28,14 +28,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sparebox_core::AgentId;
+use sparebox_core::{AgentId, Secret};
 use sparebox_protocol::{IsolationMode, IsolationReport};
 
 use futures::stream::BoxStream;
 
 use crate::{
-    AgentSpec, AgentStats, ContainerInfo, ContainerState, Fingerprint, Runtime, RuntimeError,
-    RuntimeEvent, RuntimeResult,
+    last_lines, AgentSpec, AgentStats, ContainerInfo, ContainerState, Fingerprint, ImageInfo,
+    LogQuery, Runtime, RuntimeError, RuntimeEvent, RuntimeResult,
 };
 
 /// One operation of the [`Runtime`] trait, used to choose which call [`FakeRuntime::fail_next`]
@@ -62,6 +62,8 @@ pub enum FakeOp {
     Stats,
     /// [`Runtime::list`].
     List,
+    /// [`Runtime::logs`].
+    Logs,
 }
 
 impl FakeOp {
@@ -78,6 +80,7 @@ impl FakeOp {
             FakeOp::Inspect => "inspect",
             FakeOp::Stats => "stats",
             FakeOp::List => "list",
+            FakeOp::Logs => "logs",
         }
     }
 }
@@ -105,6 +108,8 @@ pub enum FakeCall {
     Stats(AgentId),
     /// `list()`.
     List,
+    /// `logs(agent, query)`.
+    Logs(AgentId, LogQuery),
 }
 
 impl FakeCall {
@@ -121,6 +126,7 @@ impl FakeCall {
             FakeCall::Inspect(_) => FakeOp::Inspect,
             FakeCall::Stats(_) => FakeOp::Stats,
             FakeCall::List => FakeOp::List,
+            FakeCall::Logs(..) => FakeOp::Logs,
         }
     }
 
@@ -129,7 +135,7 @@ impl FakeCall {
     pub fn is_mutation(&self) -> bool {
         !matches!(
             self.op(),
-            FakeOp::Inspect | FakeOp::Stats | FakeOp::List | FakeOp::Fingerprint
+            FakeOp::Inspect | FakeOp::Stats | FakeOp::List | FakeOp::Fingerprint | FakeOp::Logs
         )
     }
 }
@@ -140,6 +146,9 @@ struct FakeState {
     containers: BTreeMap<AgentId, ContainerInfo>,
     failures: HashMap<FakeOp, VecDeque<String>>,
     stats: HashMap<AgentId, AgentStats>,
+    images: HashMap<String, ImageInfo>,
+    logs: HashMap<AgentId, Vec<u8>>,
+    secrets: HashMap<AgentId, Vec<Secret>>,
     next_container: u64,
 }
 
@@ -216,6 +225,19 @@ impl FakeRuntime {
         self.lock().stats.insert(agent, stats);
     }
 
+    /// Makes the image reference `image` point at `info` from now on, as a pull or a local
+    /// build of a newer image would. Until set, a reference names an image with id
+    /// `sha256:<reference>` and no OpenClaw version, like the fake's containers.
+    pub fn set_image(&self, image: &str, info: ImageInfo) {
+        self.lock().images.insert(image.to_owned(), info);
+    }
+
+    /// Sets the output `logs` returns for `agent` (before its tail and since are applied:
+    /// the fake keeps no timestamps, so only the line count is honoured). Empty until set.
+    pub fn set_logs(&self, agent: AgentId, output: impl Into<Vec<u8>>) {
+        self.lock().logs.insert(agent, output.into());
+    }
+
     /// The agent's container, if it has one.
     pub fn container(&self, agent: AgentId) -> Option<ContainerInfo> {
         self.lock().containers.get(&agent).cloned()
@@ -257,6 +279,8 @@ impl FakeRuntime {
                 verified: true,
                 mismatches: Vec::new(),
             },
+            image_id: Some(format!("sha256:{image}")),
+            openclaw_version: None,
         }
     }
 
@@ -341,6 +365,14 @@ impl Runtime for FakeRuntime {
         }
     }
 
+    async fn image_info(&self, image: &str) -> RuntimeResult<Option<ImageInfo>> {
+        let known = self.lock().images.get(image).cloned();
+        Ok(Some(known.unwrap_or_else(|| ImageInfo {
+            id: format!("sha256:{image}"),
+            openclaw_version: None,
+        })))
+    }
+
     async fn create_and_start(&self, spec: &AgentSpec) -> RuntimeResult<ContainerInfo> {
         let agent = spec.agent;
         if let Some(message) = self.record(FakeCall::CreateAndStart(Box::new(spec.clone()))) {
@@ -355,7 +387,14 @@ impl Runtime for FakeRuntime {
         let id = format!("fake{:012}", state.next_container);
         let mut info = Self::running_container(agent, id, &spec.image);
         info.memory_limit_bytes = Some(spec.tier.resources().ram_mb * 1024 * 1024);
+        if let Some(image) = state.images.get(&spec.image) {
+            info.image_id = Some(image.id.clone());
+            info.openclaw_version = image.openclaw_version.clone();
+        }
         state.containers.insert(agent, info.clone());
+        state
+            .secrets
+            .insert(agent, spec.secret_env.values().cloned().collect());
         Ok(info)
     }
 
@@ -384,6 +423,7 @@ impl Runtime for FakeRuntime {
         let mut state = self.lock();
         state.containers.remove(&agent);
         state.stats.remove(&agent);
+        state.secrets.remove(&agent);
         Ok(())
     }
 
@@ -409,6 +449,26 @@ impl Runtime for FakeRuntime {
             memory_bytes: 0,
             memory_limit_bytes: limit,
         }))
+    }
+
+    async fn logs(&self, agent: AgentId, query: LogQuery) -> RuntimeResult<Vec<u8>> {
+        if let Some(message) = self.record(FakeCall::Logs(agent, query)) {
+            return Err(Self::engine_error(FakeOp::Logs, agent, message));
+        }
+        let state = self.lock();
+        if !state.containers.contains_key(&agent) {
+            return Err(RuntimeError::NotFound(agent));
+        }
+        let output = state.logs.get(&agent).map_or(&[][..], Vec::as_slice);
+        Ok(last_lines(output, query.tail_lines).to_vec())
+    }
+
+    async fn secret_values(&self, agent: AgentId) -> RuntimeResult<Vec<Secret>> {
+        let state = self.lock();
+        if !state.containers.contains_key(&agent) {
+            return Err(RuntimeError::NotFound(agent));
+        }
+        Ok(state.secrets.get(&agent).cloned().unwrap_or_default())
     }
 
     async fn list(&self) -> RuntimeResult<Vec<ContainerInfo>> {

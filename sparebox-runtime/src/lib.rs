@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod events;
+mod logs;
 pub mod profile;
 mod spec;
 
@@ -31,6 +32,7 @@ use sparebox_core::AgentId;
 use sparebox_protocol::IsolationMode;
 
 pub use events::{RuntimeEvent, RuntimeEventKind};
+pub use logs::{last_lines, secret_names, LogQuery, MAX_RAW_LOG_BYTES, SECRET_ENV_LABEL};
 pub use spec::*;
 
 /// The label every managed container carries, holding the agent id.
@@ -91,6 +93,27 @@ pub trait Runtime: Send + Sync + 'static {
     /// Makes sure `image` is present, pulling it if needed.
     async fn ensure_image(&self, image: &str) -> RuntimeResult<()>;
 
+    /// The local image `image` refers to, or `None` when it is not on the host. Runtimes
+    /// without images (profile mode) return `None`, the default.
+    async fn image_info(&self, image: &str) -> RuntimeResult<Option<ImageInfo>> {
+        let _ = image;
+        Ok(None)
+    }
+
+    /// Asks the image's registry for the image `image` refers to now (a pull even when an
+    /// image is present), so that [`Runtime::image_info`] afterwards shows whether the
+    /// reference has moved to a newer image. Runtimes without images do nothing, the
+    /// default.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::ImageUnavailable`] naming the image and the reason when the registry
+    /// cannot be asked; the local image stays as it was.
+    async fn refresh_image(&self, image: &str) -> RuntimeResult<()> {
+        let _ = image;
+        Ok(())
+    }
+
     /// Creates the agent's container from `spec` and starts it. Fails if one exists.
     async fn create_and_start(&self, spec: &AgentSpec) -> RuntimeResult<ContainerInfo>;
 
@@ -115,6 +138,25 @@ pub trait Runtime: Send + Sync + 'static {
 
     /// Every container this runtime manages on the host, found by label.
     async fn list(&self) -> RuntimeResult<Vec<ContainerInfo>>;
+
+    /// The agent's recent output (standard output and error as the engine stored them),
+    /// raw: the last `query.tail_lines` lines, within `query.since` when set, at most
+    /// [`MAX_RAW_LOG_BYTES`]. It holds whatever the agent printed, secrets included: redact
+    /// it (see [`Runtime::secret_values`]) before it leaves the host.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::NotFound`] when the agent has no container (or log).
+    async fn logs(&self, agent: AgentId, query: LogQuery) -> RuntimeResult<Vec<u8>>;
+
+    /// The values of the secret environment variables the agent runs with, read back from
+    /// the running container (or process), so its logs can be redacted even after a
+    /// daemon restart. Redacted in `Debug` and zeroized on drop.
+    ///
+    /// # Errors
+    ///
+    /// [`RuntimeError::NotFound`] when the agent has no container.
+    async fn secret_values(&self, agent: AgentId) -> RuntimeResult<Vec<sparebox_core::Secret>>;
 
     /// Lifecycle events (started, died, OOM-killed, restarted) of every agent this runtime
     /// manages, from now on. The stream ends when the runtime can no longer watch (the

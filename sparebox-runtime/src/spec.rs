@@ -77,6 +77,42 @@ pub struct ContainerInfo {
     pub memory_limit_bytes: Option<u64>,
     /// Whether the applied limits and hardening match the tier.
     pub isolation: IsolationReport,
+    /// The engine's id of the image the container was created from (`sha256:…`); `None`
+    /// where there are no images (profile mode).
+    pub image_id: Option<String>,
+    /// The OpenClaw version it runs, when the image's labels (see
+    /// [`OPENCLAW_VERSION_LABELS`]) or the profile binary tell it.
+    pub openclaw_version: Option<String>,
+}
+
+/// Image labels that name the OpenClaw version an image carries, in order of preference:
+/// Sparebox's own (set by its image build script), then the OCI standard version label
+/// that release pipelines usually set to the release tag.
+pub const OPENCLAW_VERSION_LABELS: [&str; 2] = [
+    "dev.sparebox.openclaw-version",
+    "org.opencontainers.image.version",
+];
+
+/// The OpenClaw version named by an image's or container's `labels`, if any.
+pub fn openclaw_version_from_labels<'a>(
+    mut label: impl FnMut(&str) -> Option<&'a str>,
+) -> Option<String> {
+    OPENCLAW_VERSION_LABELS
+        .iter()
+        .filter_map(|key| label(key))
+        .map(str::trim)
+        .find(|value| !value.is_empty())
+        .map(str::to_owned)
+}
+
+/// A local image as the engine knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The engine's id for it (`sha256:…`); two references with the same id are the same
+    /// image.
+    pub id: String,
+    /// The OpenClaw version its labels name.
+    pub openclaw_version: Option<String>,
 }
 
 /// One-shot resource usage.

@@ -178,7 +178,12 @@ async fn real_openclaw_becomes_healthy_as_a_profile_agent() {
 
     let started = Instant::now();
     let _kill = KillOnDrop(base.path().to_owned());
-    runtime.create_and_start(&spec).await.expect("create");
+    let info = runtime.create_and_start(&spec).await.expect("create");
+    assert_eq!(
+        info.openclaw_version.as_deref(),
+        Some("2026.9.6"),
+        "the version comes from the binary"
+    );
     let healthy = wait_healthy(port, started, &runtime, agent).await;
     let stats = runtime.stats(agent).await.expect("stats");
     eprintln!(
@@ -213,6 +218,11 @@ async fn container_case(tier: Tier, soak: Duration) {
     let started = Instant::now();
     let info = runtime.create_and_start(&spec).await.expect("create");
     assert!(info.isolation.verified, "{:?}", info.isolation.mismatches);
+    assert_eq!(
+        info.openclaw_version.as_deref(),
+        Some("2026.9.6"),
+        "the version comes from the image's labels"
+    );
     let healthy = wait_healthy(port, started, &runtime, agent).await;
     let at_healthy = runtime.stats(agent).await.expect("stats");
     tokio::time::sleep(soak).await;

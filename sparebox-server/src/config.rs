@@ -33,6 +33,46 @@ pub struct PlatformConfig {
     /// Stripe billing. `None` (the default) is free mode: agents are created without
     /// payment. With it, deployers pay through Stripe Checkout before an agent exists.
     pub stripe: Option<StripeConfig>,
+    /// Backups of agents' state: where they are kept, how large and how many.
+    pub backups: BackupConfig,
+    /// How long an agent's host must have been offline before its deployer may move the
+    /// agent to another host (15 minutes by default).
+    pub move_grace: Duration,
+    /// How long logs a daemon uploaded for a `logs` command are kept (sealed) before the
+    /// sweep deletes them. One hour by default.
+    pub logs_retention: Duration,
+    /// Whether a rollout may name a moving image reference (the `latest` tag, or no tag
+    /// at all). Off by default: a moving tag would change what an agent runs without a
+    /// rollout, and an upgrade could not be told from a restart. Turn it on for local
+    /// development only.
+    pub allow_moving_image_tags: bool,
+}
+
+/// The default cap on one backup archive: 256 MiB.
+pub const DEFAULT_MAX_BACKUP_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Where and how the platform keeps backups of agents' state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupConfig {
+    /// The directory backup files are written to, one subdirectory per agent. `None` (the
+    /// default for an embedded [`crate::Platform`]) turns backups off: requesting one is
+    /// refused. The reference binary uses `<data-dir>/backups`.
+    pub dir: Option<std::path::PathBuf>,
+    /// The largest archive a host may upload, in bytes; a larger upload is refused with
+    /// 413 and the backup command fails.
+    pub max_bytes: u64,
+    /// Backups kept per agent; the oldest are deleted when a new one is stored.
+    pub keep: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            max_bytes: DEFAULT_MAX_BACKUP_BYTES,
+            keep: 7,
+        }
+    }
 }
 
 /// Stripe's API, used unless [`StripeConfig::api_base`] says otherwise.
@@ -87,6 +127,10 @@ impl Default for PlatformConfig {
             session_ttl: Duration::from_secs(14 * 24 * 60 * 60),
             secure_cookies: false,
             stripe: None,
+            backups: BackupConfig::default(),
+            move_grace: Duration::from_secs(15 * 60),
+            logs_retention: Duration::from_secs(60 * 60),
+            allow_moving_image_tags: false,
         }
     }
 }

@@ -19,6 +19,8 @@ pub enum ErrorCode {
     RateLimited,
     /// The operation needs a payment first (Stripe mode).
     PaymentRequired,
+    /// The request body is larger than the route accepts.
+    PayloadTooLarge,
     /// A service the platform depends on (Stripe) failed or refused.
     BadGateway,
     /// Something failed inside the server; details are in its log.
@@ -36,6 +38,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::PaymentRequired => "payment_required",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::BadGateway => "bad_gateway",
             ErrorCode::Internal => "internal",
         }

@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backup_files;
 mod billing;
 mod clock;
 mod config;
@@ -47,14 +48,24 @@ mod views;
 
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+mod web;
 
 pub use billing::{CheckoutSession, MAX_WEBHOOK_BYTES, WEBHOOK_TOLERANCE_SECS};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{PlatformConfig, StripeConfig, DEFAULT_AGENT_IMAGE, DEFAULT_STRIPE_API_BASE};
+pub use config::{
+    BackupConfig, PlatformConfig, StripeConfig, DEFAULT_AGENT_IMAGE, DEFAULT_MAX_BACKUP_BYTES,
+    DEFAULT_STRIPE_API_BASE,
+};
 pub use error::{ErrorCode, PlatformError};
 pub use platform::{
-    AgentRequest, ConfigUpdate, HeartbeatOutcome, HostFilter, HostSettingsRequest, Platform,
-    RotationReport, SessionStart, SignIn, SignUp, SweepSummary, WebhookResult,
+    check_image_reference, ImageReferenceError, LogsRequest, LogsView, RolloutReport,
+    RolloutRequest, DEFAULT_LOG_MAX_BYTES, DEFAULT_LOG_TAIL_LINES,
+};
+pub use platform::{
+    AgentRequest, BackupList, ConfigUpdate, HeartbeatOutcome, HostFilter, HostSettingsRequest,
+    Platform, RotationReport, SessionStart, SignIn, SignUp, SweepSummary, WebhookResult,
+    MAX_BACKUP_INTERVAL_HOURS,
 };
 pub use secrets::ALLOWED_SECRET_NAMES;
 pub use sparebox_core::crypto::{EncryptionKey, Keyring};

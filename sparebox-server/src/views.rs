@@ -194,6 +194,11 @@ pub struct AgentView {
     pub error: Option<String>,
     /// The image it runs.
     pub image: String,
+    /// The OpenClaw version the host reports it running, when the image tells it.
+    pub openclaw_version: Option<String>,
+    /// Whether the host found a newer image under the agent's image reference; the
+    /// platform decides whether to upgrade.
+    pub image_update_available: bool,
     /// Live metrics.
     pub metrics: AgentMetrics,
     /// Whether its limits and hardening were verified on the host.
@@ -229,6 +234,8 @@ impl From<&AgentRecord> for AgentView {
             deploy_progress: agent.deploy_stage.map(DeployStage::progress_percent),
             error: agent.error.clone(),
             image: agent.image.clone(),
+            openclaw_version: report.and_then(|r| r.openclaw_version.clone()),
+            image_update_available: report.is_some_and(|r| r.image_update_available),
             metrics: AgentMetrics {
                 cpu_percent: report.and_then(|r| r.cpu_percent),
                 ram_usage_mb: report.and_then(|r| r.ram_usage_mb),

@@ -174,7 +174,8 @@ async fn commands_are_delivered_once_and_acks_drive_the_agent_state() {
     let (_, response) = server
         .heartbeat(&key, json!({
             "commandAcks": [{ "id": command, "status": "acked" }],
-            "agentStatuses": [{ "agentId": agent, "status": "running", "cpuPercent": 150.5, "ramUsageMb": 300, "ramLimitMb": 2048, "uptimeSeconds": 5, "restartCount": 0 }]
+            "agentStatuses": [{ "agentId": agent, "status": "running", "cpuPercent": 150.5, "ramUsageMb": 300, "ramLimitMb": 2048, "uptimeSeconds": 5, "restartCount": 0,
+                "image": "sparebox-agent-test:local", "imageId": "sha256:abc", "openclawVersion": "2026.9.6", "imageUpdateAvailable": true }]
         }))
         .await;
     assert_eq!(response["confirmedAcks"], json!([command]));
@@ -189,6 +190,8 @@ async fn commands_are_delivered_once_and_acks_drive_the_agent_state() {
     assert_eq!(view["state"], "running");
     assert_eq!(view["metrics"]["cpuPercent"], 150.5);
     assert_eq!(view["metrics"]["ramLimitMb"], 2048);
+    assert_eq!(view["openclawVersion"], "2026.9.6");
+    assert_eq!(view["imageUpdateAvailable"], true);
 
     let (_, history) = server
         .call(
@@ -242,6 +245,52 @@ async fn deploy_config_is_served_only_to_the_agents_host() {
     assert_eq!(bundle["image"], "sparebox-agent-test:local");
     assert_eq!(bundle["openclawConfig"]["gateway"]["mode"], "local");
     assert_eq!(bundle["workspaceFiles"][0]["path"], "SOUL.md");
+}
+
+#[tokio::test]
+async fn an_unanswered_command_is_sent_again_only_to_its_host_and_only_while_unanswered() {
+    let server = TestServer::start().await;
+    let token = server.sign_up("alice@example.com", BOTH).await;
+    let (host, key) = server.host(&token, "box").await;
+    let (_, other_key) = server.host(&token, "box").await;
+    server.heartbeat(&key, json!({})).await;
+    server.agent(&token, &host, "standard").await;
+    let (_, response) = server.heartbeat(&key, json!({})).await;
+    let delivered = response["commands"][0].clone();
+    let command = delivered["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/hosts/commands/{command}");
+
+    let (status, again) = server.call("GET", &path, Some(&key), None).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(
+        again, delivered,
+        "the same command with the same session key"
+    );
+
+    let (status, body) = server.call("GET", &path, Some(&other_key), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = server.call("GET", &path, Some(&token), None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "an account token is not a host key"
+    );
+    let (status, _) = server.call("GET", &path, None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = server
+        .call("GET", "/api/v1/hosts/commands/not-a-uuid", Some(&key), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(common::message(&body).contains("not-a-uuid"), "{body}");
+
+    let ack = json!({ "commandAcks": [{ "id": command, "status": "acked" }] });
+    server.heartbeat(&key, ack).await;
+    let (status, body) = server.call("GET", &path, Some(&key), None).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "an answered command is not sent again: {body}"
+    );
 }
 
 /// Verifies a served bundle with the session key its command carried, and opens it.

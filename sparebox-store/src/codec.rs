@@ -1,7 +1,7 @@
 //! Conversions shared by the backends: enum names, JSON columns, slot checks, acks and
 //! database errors.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
@@ -9,7 +9,8 @@ use serde::Serialize;
 use sparebox_core::command::{ack_outcome, superseded_by, AckEffect, AckResult};
 use sparebox_core::slots::Hardware;
 use sparebox_core::{
-    CommandId, CommandKind, CommandStatus, HostId, HostPolicy, Refusal, Reserve, SlotPlan, Tier,
+    AgentId, CommandId, CommandKind, CommandStatus, HostId, HostPolicy, Refusal, Reserve, SlotPlan,
+    Tier,
 };
 use sparebox_protocol::{AckStatus, CommandAck, HostHardware};
 
@@ -213,11 +214,26 @@ pub(crate) fn apply_update(agent: &mut AgentRecord, update: AgentUpdate) {
     if let Some(secrets) = update.sealed_secrets {
         agent.sealed_secrets = secrets;
     }
+    if let Some(image) = update.image {
+        agent.image = image;
+    }
 }
 
 /// Converts a `limit` argument to a SQL `LIMIT`.
 pub(crate) fn sql_limit(limit: u32) -> i64 {
     i64::from(limit)
+}
+
+/// Groups decoded command rows by agent, keeping their order within each agent.
+pub(crate) fn group_by_agent(
+    commands: impl Iterator<Item = StoreResult<CommandRecord>>,
+) -> StoreResult<BTreeMap<AgentId, Vec<CommandRecord>>> {
+    let mut grouped: BTreeMap<AgentId, Vec<CommandRecord>> = BTreeMap::new();
+    for command in commands {
+        let command = command?;
+        grouped.entry(command.agent).or_default().push(command);
+    }
+    Ok(grouped)
 }
 
 /// Maps a database error, turning unique-key violations into [`StoreError::Conflict`] and

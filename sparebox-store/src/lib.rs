@@ -30,26 +30,34 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backups;
 mod billing;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod codec;
+mod logs;
+mod moves;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod records;
+mod samples;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod wakeup;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sparebox_core::{AgentId, CommandId, HostId, Reserve};
 use sparebox_protocol::CommandAck;
 
+pub use backups::{BackupRecord, BackupRetention};
 pub use billing::*;
+pub use logs::CommandLogs;
+pub use moves::{MovePhase, MoveRecord};
 pub use records::*;
+pub use samples::{AgentSample, SampleRetention};
 
 /// Errors from a store.
 #[derive(Debug, thiserror::Error)]
@@ -344,6 +352,17 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<CommandRecord>>;
 
+    /// The most recent commands of every agent assigned to `host`: at most `per_agent` of
+    /// each agent's, newest first, as [`Store::commands_for_agent`] would give them one agent
+    /// at a time. Agents without commands are absent. One query, so a heartbeat that needs
+    /// every agent's recent commands costs the same round trip however many agents the host
+    /// runs.
+    async fn recent_commands_for_host(
+        &self,
+        host: HostId,
+        per_agent: u32,
+    ) -> StoreResult<BTreeMap<AgentId, Vec<CommandRecord>>>;
+
     /// Appends an event to an agent's history.
     ///
     /// # Errors
@@ -357,6 +376,115 @@ pub trait Store: Send + Sync + 'static {
         agent: AgentId,
         limit: u32,
     ) -> StoreResult<Vec<AgentEventRecord>>;
+
+    /// Records a resource sample unless the agent already has one taken less than
+    /// `retention.min_interval` before it, and deletes every sample older than
+    /// `retention.keep_for` before it. Returns whether the sample was recorded. Two
+    /// replicas recording for one agent at the same moment may both record.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the agent does not exist; [`StoreError::Invalid`] for a
+    /// memory figure beyond what the database holds.
+    async fn record_agent_sample(
+        &self,
+        sample: AgentSample,
+        retention: SampleRetention,
+    ) -> StoreResult<bool>;
+
+    /// An agent's samples taken at or after `since`, oldest first.
+    async fn agent_samples(
+        &self,
+        agent: AgentId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<AgentSample>>;
+
+    /// Records a backup's metadata, then deletes the agent's oldest backups beyond
+    /// `retention`, in one transaction. Returns the deleted records, so the caller can
+    /// remove their files.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the agent or host does not exist;
+    /// [`StoreError::Conflict`] when a backup with that id exists.
+    async fn insert_backup(
+        &self,
+        backup: BackupRecord,
+        retention: BackupRetention,
+    ) -> StoreResult<Vec<BackupRecord>>;
+
+    /// An agent's backups, newest first.
+    async fn backups_for_agent(&self, agent: AgentId) -> StoreResult<Vec<BackupRecord>>;
+
+    /// One backup by id.
+    async fn backup(&self, id: CommandId) -> StoreResult<Option<BackupRecord>>;
+
+    /// Sets (`Some(hours)`, at least one) or clears (`None`) an agent's backup schedule.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the agent does not exist.
+    async fn set_backup_schedule(
+        &self,
+        agent: AgentId,
+        interval_hours: Option<u32>,
+    ) -> StoreResult<()>;
+
+    /// An agent's backup interval in hours, if it has a schedule.
+    async fn backup_schedule(&self, agent: AgentId) -> StoreResult<Option<u32>>;
+
+    /// The agents whose scheduled backup is due at `now` (never queued, or queued at least
+    /// their interval ago), marked as queued at `now` in the same statement, so two
+    /// replicas sweeping at once never both claim one.
+    async fn claim_due_backups(&self, now: DateTime<Utc>) -> StoreResult<Vec<AgentId>>;
+
+    /// Stores the logs uploaded for a `logs` command, replacing an earlier upload of the
+    /// same command (a daemon retrying after a lost answer).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the command does not exist.
+    async fn put_command_logs(&self, logs: CommandLogs) -> StoreResult<()>;
+
+    /// The logs uploaded for a command, if any (expired ones too, until deleted).
+    async fn command_logs(&self, command: CommandId) -> StoreResult<Option<CommandLogs>>;
+
+    /// Deletes command logs whose `expires_at` is at or before `now`; returns how many.
+    async fn delete_expired_command_logs(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Moves `agent` to host `to` and queues `deploy` (a deploy command for it there) in
+    /// one transaction, checking `to`'s room exactly as [`Store::create_agent`] does. The
+    /// agent becomes `pending_deploy` on `to`, its subscription (if any) follows it, and
+    /// its old host no longer lists it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] for an unknown agent or host; [`StoreError::Invalid`]
+    /// when `deploy` is not a deploy of that agent on `to`; the placement errors of
+    /// [`Store::create_agent`] when `to` has no room.
+    async fn reassign_agent(
+        &self,
+        agent: AgentId,
+        to: HostId,
+        deploy: NewCommand,
+        reserve: Reserve,
+    ) -> StoreResult<(AgentRecord, CommandRecord)>;
+
+    /// Stores (inserts or replaces) an agent's move.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the agent or a host does not exist.
+    async fn save_move(&self, record: MoveRecord) -> StoreResult<()>;
+
+    /// Every move in progress, oldest first.
+    async fn moves(&self) -> StoreResult<Vec<MoveRecord>>;
+
+    /// The move of `agent`, if one is in progress.
+    async fn agent_move(&self, agent: AgentId) -> StoreResult<Option<MoveRecord>>;
+
+    /// Forgets the move of `agent` (finished or given up). Returns whether there was one.
+    async fn delete_move(&self, agent: AgentId) -> StoreResult<bool>;
 
     /// A receiver that yields a host's id whenever a command is queued for it
     /// ([`Store::enqueue_command`], [`Store::create_agent`]), so a long-polling heartbeat can

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use sparebox_core::{
     AgentId, AgentState, CommandId, CommandKind, CommandStatus, DeployStage, HostId, Tier,
 };
-use sparebox_protocol::{AgentStatusReport, HostHardware, IsolationMode, WorkspaceFile};
+use sparebox_protocol::{
+    AgentStatusReport, CommandParams, HostHardware, IsolationMode, WorkspaceFile,
+};
 use uuid::Uuid;
 
 /// Identifies an account: a signed-up user (or a script acting for one) that owns hosts,
@@ -346,6 +348,8 @@ pub struct AgentUpdate {
     pub workspace_files: Option<Vec<WorkspaceFile>>,
     /// New sealed secrets.
     pub sealed_secrets: Option<Vec<u8>>,
+    /// New pinned image (after a successful upgrade).
+    pub image: Option<String>,
 }
 
 /// A command to queue.
@@ -361,6 +365,11 @@ pub struct NewCommand {
     pub kind: CommandKind,
     /// When it was queued (server clock).
     pub created_at: DateTime<Utc>,
+    /// What it needs beyond its kind, delivered to the daemon with it.
+    pub params: Option<CommandParams>,
+    /// For an upgrade: the image the agent moves to (the agent's record keeps its current
+    /// image until the upgrade succeeds).
+    pub image: Option<String>,
 }
 
 /// A stored command.
@@ -388,6 +397,10 @@ pub struct CommandRecord {
     pub error: Option<String>,
     /// True when an ack arrived after the command had expired.
     pub late_ack: bool,
+    /// What it needs beyond its kind.
+    pub params: Option<CommandParams>,
+    /// For an upgrade: the image the agent moves to.
+    pub image: Option<String>,
 }
 
 /// What applying an ack did.
@@ -425,6 +438,22 @@ pub enum AgentEventKind {
     Undeployed,
     /// A command failed.
     CommandFailed,
+    /// An upgrade to a new image was handed to the host.
+    UpgradeStarted,
+    /// Upgraded: running and healthy on the new image.
+    Upgraded,
+    /// An upgrade failed and the agent went back to its previous image.
+    UpgradeRolledBack,
+    /// A backup of the agent's state was taken and stored.
+    BackedUp,
+    /// The agent's state was replaced by a backup.
+    Restored,
+    /// The agent is being moved to another host.
+    MoveStarted,
+    /// The agent was moved to another host and runs there.
+    Moved,
+    /// Moving the agent to another host failed.
+    MoveFailed,
 }
 
 impl AgentEventKind {
@@ -440,6 +469,14 @@ impl AgentEventKind {
             AgentEventKind::ConfigUpdated => "config_updated",
             AgentEventKind::Undeployed => "undeployed",
             AgentEventKind::CommandFailed => "command_failed",
+            AgentEventKind::UpgradeStarted => "upgrade_started",
+            AgentEventKind::Upgraded => "upgraded",
+            AgentEventKind::UpgradeRolledBack => "upgrade_rolled_back",
+            AgentEventKind::BackedUp => "backed_up",
+            AgentEventKind::Restored => "restored",
+            AgentEventKind::MoveStarted => "move_started",
+            AgentEventKind::Moved => "moved",
+            AgentEventKind::MoveFailed => "move_failed",
         }
     }
 
@@ -456,6 +493,14 @@ impl AgentEventKind {
             ConfigUpdated,
             Undeployed,
             CommandFailed,
+            UpgradeStarted,
+            Upgraded,
+            UpgradeRolledBack,
+            BackedUp,
+            Restored,
+            MoveStarted,
+            Moved,
+            MoveFailed,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -3,6 +3,7 @@
 //! | module | what it owns |
 //! |---|---|
 //! | [`at_rest`] | [`Keyring`]: AES-256-GCM with key ids, so the server's key can rotate |
+//! | [`backup`] | [`seal_backup`] / [`open_backup`]: an agent's backup archive sealed under a command's session key |
 //! | [`bundle`] | [`SessionKey`] and [`SignedBundle`]: a deploy bundle whose secrets are sealed under a one-time key and whose fields are signed and time-limited |
 //! | [`replay`] | [`ReplayGuard`]: remembers which commands' bundles were already accepted |
 //!
@@ -55,12 +56,14 @@
 //! (`hmac` 0.12) cannot be zeroed from outside and lives only for one call.
 
 pub mod at_rest;
+pub mod backup;
 pub mod bundle;
 mod canonical;
 pub mod replay;
 mod session_key;
 
 pub use at_rest::{AtRestError, EncryptionKey, KeyId, Keyring};
+pub use backup::{open_backup, seal_backup, BackupSealError, BACKUP_OVERHEAD};
 pub use bundle::{
     BundleDraft, BundleError, BundleFile, BundleSignature, SealedSecrets, SessionKey, SignedBundle,
     VerifiedBundle,

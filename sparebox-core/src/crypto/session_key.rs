@@ -24,6 +24,8 @@ const SALT: &[u8] = b"sparebox/bundle/v1";
 const SECRETS_INFO: &[u8] = b"sparebox/bundle/v1/secrets";
 /// HKDF `info` for the HMAC-SHA256 key that signs a bundle.
 const MAC_INFO: &[u8] = b"sparebox/bundle/v1/mac";
+/// HKDF `info` for the AES-256-GCM key that seals a backup archive in transit.
+const BACKUP_INFO: &[u8] = b"sparebox/backup/v1/archive";
 
 /// A one-time 256-bit key for one bundle. `Debug` prints `[REDACTED]`; the bytes are
 /// zeroed when dropped. Serialized as unpadded URL-safe base64, because it has to travel
@@ -86,6 +88,11 @@ impl SessionKey {
     /// AES-256-GCM under the derived secrets key.
     pub(super) fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new((&*self.derive(SECRETS_INFO)).into())
+    }
+
+    /// AES-256-GCM under the derived backup key; see [`super::backup`].
+    pub(super) fn backup_cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new((&*self.derive(BACKUP_INFO)).into())
     }
 }
 

@@ -49,6 +49,10 @@ impl TestServer {
             PlatformConfig {
                 agent_image: IMAGE.into(),
                 heartbeat_interval: Duration::from_secs(1),
+                backups: sparebox_server::BackupConfig {
+                    dir: Some(self.db.with_file_name("backups")),
+                    ..sparebox_server::BackupConfig::default()
+                },
                 ..PlatformConfig::default()
             },
             self.keyring.clone(),
@@ -198,6 +202,23 @@ impl Api {
             Some(json!({ "type": kind })),
         )
         .await;
+    }
+
+    /// How many of the agent's events are of `kind`.
+    pub async fn events_of_kind(&self, agent: &str, kind: &str) -> usize {
+        let events = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/v1/agents/{agent}/events"),
+                None,
+            )
+            .await;
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .count()
     }
 
     /// Polls until `done` holds, failing after `limit`.

@@ -76,9 +76,11 @@ pub(crate) fn gateway_port_key() -> String {
 /// The environment in the result holds the spec's secrets in plain text, as the engine
 /// needs them; the value must not be logged.
 pub(crate) fn container_body(spec: &AgentSpec, network: &str) -> ContainerCreateBody {
+    let secret_names: Vec<&str> = spec.secret_env.keys().map(String::as_str).collect();
     let labels = HashMap::from([
         (AGENT_LABEL.to_owned(), spec.agent.to_string()),
         (TIER_LABEL.to_owned(), spec.tier.as_str().to_owned()),
+        (crate::SECRET_ENV_LABEL.to_owned(), secret_names.join(",")),
     ]);
     let port_key = gateway_port_key();
 

@@ -72,6 +72,9 @@ pub(crate) fn container_info(
             .then_some(state.exit_code)
             .flatten(),
         memory_limit_bytes: memory_limit,
+        // The engine copies the image's labels into the container's.
+        openclaw_version: crate::openclaw_version_from_labels(label),
+        image_id: container.image.clone().filter(|id| !id.is_empty()),
         isolation: {
             let network = expected_network(agent, mode);
             let mut report = verify::verify_isolation(tier, container, &network);

@@ -51,6 +51,7 @@ mod create;
 mod events;
 mod info;
 mod input;
+mod logs;
 mod network;
 pub mod podman;
 mod stats;
@@ -73,8 +74,8 @@ use sparebox_core::AgentId;
 use sparebox_protocol::IsolationMode;
 
 use crate::{
-    agent_container_name, AgentSpec, AgentStats, ContainerInfo, Fingerprint, Runtime, RuntimeError,
-    RuntimeEvent, RuntimeResult, AGENT_LABEL,
+    agent_container_name, openclaw_version_from_labels, AgentSpec, AgentStats, ContainerInfo,
+    Fingerprint, ImageInfo, Runtime, RuntimeError, RuntimeEvent, RuntimeResult, AGENT_LABEL,
 };
 
 use info::container_info;
@@ -120,6 +121,34 @@ impl fmt::Debug for DockerRuntime {
 }
 
 impl DockerRuntime {
+    /// Pulls `image` from its registry, waiting at most [`PULL_TIMEOUT`].
+    async fn pull(&self, image: &str) -> RuntimeResult<()> {
+        let unavailable = |reason: String| RuntimeError::ImageUnavailable {
+            image: image.to_owned(),
+            reason,
+        };
+        tracing::info!(image, "pulling image");
+        let options = CreateImageOptions {
+            from_image: Some(pull_reference(image)),
+            ..Default::default()
+        };
+        let pull = async {
+            let mut progress = self.docker.create_image(Some(options), None, None);
+            while let Some(step) = progress.next().await {
+                step.map_err(|err| err.to_string())?;
+            }
+            Ok::<(), String>(())
+        };
+        match tokio::time::timeout(PULL_TIMEOUT, pull).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(unavailable(format!("pull failed: {reason}"))),
+            Err(_) => Err(unavailable(format!(
+                "pull did not finish within {} s",
+                PULL_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
     /// Connects to the engine at `socket` (a path, `unix://` path or `tcp://host:port`), or
     /// else at `DOCKER_HOST`, or else at [`DEFAULT_SOCKET`], and negotiates the API version
     /// with it: Debian's Docker 20.10 speaks API 1.41 at most and refuses newer clients.
@@ -307,34 +336,41 @@ impl Runtime for DockerRuntime {
             Err(err) if is_not_found(&err) => {}
             Err(err) => return Err(unavailable(err.to_string())),
         }
-
-        tracing::info!(image, "pulling image");
-        let options = CreateImageOptions {
-            from_image: Some(pull_reference(image)),
-            ..Default::default()
-        };
-        let pull = async {
-            let mut progress = self.docker.create_image(Some(options), None, None);
-            while let Some(step) = progress.next().await {
-                step.map_err(|err| err.to_string())?;
-            }
-            Ok::<(), String>(())
-        };
-        match tokio::time::timeout(PULL_TIMEOUT, pull).await {
-            Ok(Ok(())) => {}
-            Ok(Err(reason)) => return Err(unavailable(format!("pull failed: {reason}"))),
-            Err(_) => {
-                return Err(unavailable(format!(
-                    "pull did not finish within {} s",
-                    PULL_TIMEOUT.as_secs()
-                )))
-            }
-        }
+        self.pull(image).await?;
         self.docker
             .inspect_image(image)
             .await
             .map(|_| ())
             .map_err(|err| unavailable(format!("pulled but not present: {err}")))
+    }
+
+    async fn image_info(&self, image: &str) -> RuntimeResult<Option<ImageInfo>> {
+        match self.docker.inspect_image(image).await {
+            Ok(inspect) => {
+                let labels = inspect.config.as_ref().and_then(|c| c.labels.as_ref());
+                Ok(inspect.id.map(|id| ImageInfo {
+                    id,
+                    openclaw_version: openclaw_version_from_labels(|key| {
+                        labels.and_then(|l| l.get(key)).map(String::as_str)
+                    }),
+                }))
+            }
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => Err(RuntimeError::ImageUnavailable {
+                image: image.to_owned(),
+                reason: err.to_string(),
+            }),
+        }
+    }
+
+    async fn refresh_image(&self, image: &str) -> RuntimeResult<()> {
+        if image.trim().is_empty() {
+            return Err(RuntimeError::ImageUnavailable {
+                image: image.to_owned(),
+                reason: "empty image reference".to_owned(),
+            });
+        }
+        self.pull(image).await
     }
 
     async fn create_and_start(&self, spec: &AgentSpec) -> RuntimeResult<ContainerInfo> {
@@ -507,6 +543,14 @@ impl Runtime for DockerRuntime {
                 message: "engine returned no sample".to_owned(),
             }),
         }
+    }
+
+    async fn logs(&self, agent: AgentId, query: crate::LogQuery) -> RuntimeResult<Vec<u8>> {
+        self.read_logs(agent, query).await
+    }
+
+    async fn secret_values(&self, agent: AgentId) -> RuntimeResult<Vec<sparebox_core::Secret>> {
+        self.read_secret_values(agent).await
     }
 
     fn events(&self) -> BoxStream<'static, RuntimeResult<RuntimeEvent>> {

@@ -45,6 +45,7 @@
 //! `first + k * PROFILE_PORT_SPACING` and check that the whole range `P .. P +
 //! PROFILE_PORT_SPACING` is free.
 
+mod logs;
 mod procfs;
 mod record;
 mod supervisor;
@@ -147,6 +148,8 @@ struct Handle {
 #[derive(Clone, Debug)]
 pub struct ProfileRuntime {
     settings: Arc<Settings>,
+    /// The OpenClaw version `openclaw_bin --version` printed, once a fingerprint asked.
+    version: Arc<std::sync::OnceLock<String>>,
     base_dir: PathBuf,
     agents: Arc<Mutex<HashMap<AgentId, Handle>>>,
     events: broadcast::Sender<RuntimeEvent>,
@@ -186,6 +189,7 @@ impl ProfileRuntime {
                 openclaw_bin,
                 config,
             }),
+            version: Arc::default(),
             base_dir: base_dir.clone(),
             agents: Arc::new(Mutex::new(HashMap::new())),
             events,
@@ -339,6 +343,8 @@ impl ProfileRuntime {
                 verified: false,
                 mismatches: vec![PROFILE_MISMATCH.to_owned()],
             },
+            image_id: None,
+            openclaw_version: self.version.get().cloned(),
         }
     }
 
@@ -482,6 +488,10 @@ impl Runtime for ProfileRuntime {
             .unwrap_or_default()
             .trim()
             .to_owned();
+        if let Some(number) = version_number(&version) {
+            // The binary is fixed for the runtime's life, so the first answer stands.
+            let _ = self.version.set(number.to_owned());
+        }
         Ok(Fingerprint {
             engine: IsolationMode::Profile.as_str().to_owned(),
             version,
@@ -666,6 +676,14 @@ impl Runtime for ProfileRuntime {
         })
     }
 
+    async fn logs(&self, agent: AgentId, query: crate::LogQuery) -> RuntimeResult<Vec<u8>> {
+        self.read_logs(agent, query).await
+    }
+
+    async fn secret_values(&self, agent: AgentId) -> RuntimeResult<Vec<sparebox_core::Secret>> {
+        self.read_secret_values(agent).await
+    }
+
     async fn list(&self) -> RuntimeResult<Vec<ContainerInfo>> {
         let agents = self.lock();
         Ok(agents
@@ -694,8 +712,33 @@ impl Runtime for ProfileRuntime {
     }
 }
 
+/// The first word of `openclaw --version`'s output that looks like a version number
+/// (`2026.9.6` in `OpenClaw 2026.9.6 (abc123)`).
+fn version_number(output: &str) -> Option<&str> {
+    output
+        .split_whitespace()
+        .map(|word| word.trim_start_matches('v'))
+        .find(|word| {
+            word.contains('.')
+                && word
+                    .split('.')
+                    .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()))
+        })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn version_number_is_found_in_the_version_line() {
+        assert_eq!(
+            super::version_number("OpenClaw 2026.9.6 (3f2a1c)"),
+            Some("2026.9.6")
+        );
+        assert_eq!(super::version_number("v2026.10.1"), Some("2026.10.1"));
+        assert_eq!(super::version_number("openclaw dev build"), None);
+        assert_eq!(super::version_number("1..2"), None);
+    }
+
     use std::collections::BTreeMap;
 
     use sparebox_core::Secret;

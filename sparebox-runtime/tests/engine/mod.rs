@@ -438,6 +438,47 @@ pub async fn stats_report_plausible_usage(engine: &Engine) {
     assert!(stats.cpu_percent <= 100.0, "{stats:?}");
 }
 
+pub async fn logs_and_secret_values_are_read_back_from_the_engine(engine: &Engine) {
+    let runtime = engine.runtime().await;
+    let agent = TestAgent::new(engine, Tier::Lite);
+    runtime.create_and_start(&agent.spec).await.expect("create");
+    wait_healthy(&format!("127.0.0.1:{}", agent.spec.gateway_port)).await;
+
+    let query = sparebox_runtime::LogQuery {
+        tail_lines: 1,
+        since: Some(Duration::from_secs(600)),
+    };
+    let logs = runtime.logs(agent.id(), query).await.expect("logs");
+    let text = String::from_utf8_lossy(&logs);
+    assert_eq!(text.lines().count(), 1, "{text:?}");
+    assert!(text.starts_with("gateway: listening"), "{text:?}");
+
+    let mut found: Vec<String> = runtime
+        .secret_values(agent.id())
+        .await
+        .expect("secret values")
+        .iter()
+        .map(|s| s.expose().to_owned())
+        .collect();
+    let mut given: Vec<String> = agent
+        .spec
+        .secret_env
+        .values()
+        .map(|s| s.expose().to_owned())
+        .collect();
+    found.sort();
+    given.sort();
+    assert!(!given.is_empty());
+    assert_eq!(
+        found, given,
+        "exactly the spec's secrets, no plain variable"
+    );
+
+    let unknown = AgentId::new_random();
+    let missing = runtime.logs(unknown, query).await.unwrap_err();
+    assert!(matches!(missing, RuntimeError::NotFound(_)), "{missing}");
+}
+
 pub async fn stop_start_restart_and_remove_follow_the_lifecycle(engine: &Engine) {
     let runtime = engine.runtime().await;
     let agent = TestAgent::new(engine, Tier::Lite);
@@ -616,6 +657,89 @@ pub async fn missing_image_is_reported_unavailable_by_name(engine: &Engine) {
         other => panic!("expected ImageUnavailable, got {other:?}"),
     }
     assert!(err.to_string().contains(&missing), "{err}");
+}
+
+/// The image a container runs is reported by id with the OpenClaw version its labels name,
+/// and once the container's image reference moves to a newer image (here a commit of the
+/// running agent with a version label, as a pull or a local build would do) the runtime
+/// shows the reference's new id while the container keeps the old one; a pull from an
+/// unreachable registry is an error naming the image.
+pub async fn image_identity_and_version_follow_a_moved_reference(engine: &Engine) {
+    use bollard::query_parameters::{CommitContainerOptions, RemoveImageOptions, TagImageOptions};
+    let runtime = engine.runtime().await;
+    let repo = format!("sparebox-image-check-{}", AgentId::new_random().short());
+    let reference = format!("{repo}:stable");
+    runtime
+        .client()
+        .tag_image(
+            &test_image(),
+            Some(TagImageOptions {
+                repo: Some(repo.clone()),
+                tag: Some("stable".to_owned()),
+            }),
+        )
+        .await
+        .expect("tag the test image");
+    let original = runtime
+        .image_info(&reference)
+        .await
+        .unwrap()
+        .expect("the tagged image is present");
+    let test = runtime.image_info(&test_image()).await.unwrap().unwrap();
+    assert_eq!(original.id, test.id, "a tag names the same image");
+    assert_eq!(
+        original.openclaw_version, None,
+        "the test image names no version"
+    );
+
+    let mut agent = TestAgent::new(engine, Tier::Lite);
+    agent.spec.image = reference.clone();
+    let created = runtime.create_and_start(&agent.spec).await.expect("create");
+    // Podman reports the reference fully qualified (`docker.io/library/…`).
+    assert!(created.image.ends_with(&reference), "{}", created.image);
+    assert_eq!(created.image_id.as_deref(), Some(original.id.as_str()));
+
+    runtime
+        .client()
+        .commit_container(
+            CommitContainerOptions {
+                container: Some(agent_container_name(agent.id())),
+                repo: Some(repo.clone()),
+                tag: Some("stable".to_owned()),
+                changes: Some("LABEL dev.sparebox.openclaw-version=2026.12.1".to_owned()),
+                pause: false,
+                ..Default::default()
+            },
+            bollard::models::ContainerConfig::default(),
+        )
+        .await
+        .expect("commit a newer image under the same reference");
+    let newer = runtime.image_info(&reference).await.unwrap().unwrap();
+    assert_ne!(newer.id, original.id, "the reference moved");
+    assert_eq!(newer.openclaw_version.as_deref(), Some("2026.12.1"));
+    let running = runtime.inspect(agent.id()).await.unwrap().unwrap();
+    assert_eq!(
+        running.image_id.as_deref(),
+        Some(original.id.as_str()),
+        "the container keeps running the image it was created from"
+    );
+
+    let err = runtime.refresh_image(&reference).await.unwrap_err();
+    assert!(
+        matches!(&err, RuntimeError::ImageUnavailable { image, .. } if image == &reference),
+        "{err:?}"
+    );
+
+    runtime.remove(agent.id()).await.expect("remove");
+    let remove = Some(RemoveImageOptions {
+        force: true,
+        ..Default::default()
+    });
+    let _ = runtime
+        .client()
+        .remove_image(&reference, remove.clone(), None)
+        .await;
+    let _ = runtime.client().remove_image(&newer.id, remove, None).await;
 }
 
 pub async fn creating_an_agent_twice_fails_clearly(engine: &Engine) {
@@ -831,11 +955,13 @@ macro_rules! engine_suite {
             standard_agent_runs_hardened_with_tier_limits,
             agent_has_read_only_root_writable_home_and_runs_as_node,
             stats_report_plausible_usage,
+            logs_and_secret_values_are_read_back_from_the_engine,
             stop_start_restart_and_remove_follow_the_lifecycle,
             container_with_weaker_limits_than_its_tier_is_not_verified,
             oom_kill_is_taken_from_the_engine_not_the_exit_code,
             operations_on_an_agent_without_container_report_not_found,
             missing_image_is_reported_unavailable_by_name,
+            image_identity_and_version_follow_a_moved_reference,
             creating_an_agent_twice_fails_clearly,
             invalid_spec_is_refused_before_anything_is_created,
             agents_cannot_reach_each_other_on_the_agent_network,

@@ -59,6 +59,12 @@ fn bearer(parts: &Parts) -> Option<Result<&str, ApiError>> {
 
 /// The session id from the `Cookie` headers, if present.
 fn session_cookie(parts: &Parts) -> Option<&str> {
+    cookie(parts, SESSION_COOKIE)
+}
+
+/// The value of the cookie `name` from the `Cookie` headers, if present, non-empty and no
+/// longer than a credential may be.
+pub(crate) fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts
         .headers
         .get_all(header::COOKIE)
@@ -66,7 +72,7 @@ fn session_cookie(parts: &Parts) -> Option<&str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim())
         .filter(|v| !v.is_empty() && v.len() <= MAX_CREDENTIAL_BYTES)
 }

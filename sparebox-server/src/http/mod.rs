@@ -15,6 +15,7 @@
 //! | `GET /api/v1/hosts/mine` | `host_owner` | the caller's hosts with the agents on them (name, tier, state) |
 //! | `POST /api/v1/hosts/{id}/key` | host's owner | rotate the host key: the new key is returned once, the old one stops working |
 //! | `PUT /api/v1/hosts/{id}/settings` | host's owner | offered tiers, prices (cents per month), agent cap, region |
+//! | `POST /api/v1/hosts/{id}/drain` | host's owner | take no new agents (cap 0) and move every agent on the host to another host with room |
 //! | `POST /api/v1/hosts/heartbeat` | host key | report status and acks, receive commands |
 //! | `GET /api/v1/agents/{id}/deploy-config?commandId=` | host key | the agent's deploy bundle |
 //! | `POST /api/v1/agents` | `deployer` | create an agent on a host and queue its deploy; in Stripe mode 402 (admins excepted) |
@@ -28,6 +29,17 @@
 //! | `GET /api/v1/agents/{id}/events` | owner, admin | event history |
 //! | `PUT /api/v1/agents/{id}/config` | owner | replace config, workspace files, secrets; queues update_config |
 //! | `POST /api/v1/agents/{id}/retry` | owner | queue a new deploy after a failed one |
+//! | `POST /api/v1/agents/{id}/backups` | owner | queue a backup of a running or stopped agent |
+//! | `GET /api/v1/agents/{id}/backups` | owner, admin | the agent's backups, newest first, and its schedule |
+//! | `PUT /api/v1/agents/{id}/backup-schedule` | owner | `backupIntervalHours` (1 to 8784, or `null` for none) |
+//! | `POST /api/v1/agents/{id}/restore` | owner | queue a restore of `backupId` (a backup of any agent the caller owns) |
+//! | `POST /api/v1/agents/{id}/move` | owner | move the agent to another host once its host has been offline for the move grace period |
+//! | `PUT /api/v1/hosts/commands/{id}/backup` | host key | upload the sealed archive of a backup command sent to this host; 413 over the cap |
+//! | `GET /api/v1/hosts/commands/{id}/backup` | host key | download the backup a restore command sent to this host names, sealed under its session key |
+//! | `POST /api/v1/agents/{id}/logs` | owner | queue a `logs` command (`tailLines` ≤ 5000, default 500; `sinceSeconds`; `maxBytes` ≤ 1 MiB, default 256 KiB) |
+//! | `GET /api/v1/agents/{id}/logs/{commandId}` | owner, admin | the command's status and, once uploaded and for an hour, the redacted text |
+//! | `POST /api/v1/hosts/commands/{id}/logs?truncated=` | host key | upload the redacted logs (UTF-8 body) of a `logs` command sent to this host; 413 over its cap |
+//! | `POST /api/v1/admin/rollouts` | `admin` | upgrade `percent` of running agents (picked by id hash) to the pinned `image` |
 //! | `GET /metrics` | anyone on the network | Prometheus metrics |
 //! | `GET /api/v1/openapi.json` | anyone | the OpenAPI 3 description of this API ([`OPENAPI`]) |
 //!
@@ -40,13 +52,21 @@
 //! reference binary's `--admin-email`, and it may read every agent (never command one).
 //!
 //! Every error is JSON: `{"error": {"code": "...", "message": "..."}}`.
+//!
+//! The same router serves the browser dashboard's HTML pages (`/`, `/signin`, `/signup`,
+//! `/hosts`, `/deploy`, `/agents/{id}/...`, `/my/hosts/...`) from the `web` module. They are
+//! not part of the JSON API, so `openapi.json` leaves them out; forms post a CSRF token in a
+//! hidden field instead of the header.
 
 mod accounts;
 pub mod auth;
+mod backups;
 mod billing;
 mod error;
 mod hosts;
 pub mod metrics;
+mod moves;
+mod operations;
 mod routes;
 mod state;
 
@@ -59,6 +79,7 @@ use tokio::net::TcpListener;
 
 use crate::Platform;
 
+pub(crate) use error::status as status_of;
 pub use error::ApiError;
 pub use state::{AppState, DEPLOY_CONFIG_PER_MINUTE, HEARTBEATS_PER_MINUTE, SIGN_INS_PER_MINUTE};
 
@@ -102,6 +123,21 @@ pub fn router_with_state(state: AppState) -> Router {
             post(billing::stripe_webhook),
         )
         .layer(DefaultBodyLimit::max(crate::MAX_WEBHOOK_BYTES));
+    // Read through a capped stream in the handler: the backup limit is the platform's.
+    let backup_upload = Router::new()
+        .route(
+            "/api/v1/hosts/commands/{id}/backup",
+            put(backups::upload_backup).get(backups::download_backup),
+        )
+        .layer(DefaultBodyLimit::disable());
+    let logs_upload = Router::new()
+        .route(
+            "/api/v1/hosts/commands/{id}/logs",
+            post(operations::upload_logs),
+        )
+        .layer(DefaultBodyLimit::max(
+            sparebox_protocol::MAX_LOG_BYTES as usize,
+        ));
     let heartbeat = Router::new()
         .route("/api/v1/hosts/heartbeat", post(routes::heartbeat))
         .layer(DefaultBodyLimit::max(
@@ -125,8 +161,13 @@ pub fn router_with_state(state: AppState) -> Router {
             post(hosts::register_host).get(hosts::browse_hosts),
         )
         .route("/api/v1/hosts/mine", get(hosts::my_hosts))
+        .route(
+            "/api/v1/hosts/commands/{id}",
+            get(routes::redeliver_command),
+        )
         .route("/api/v1/hosts/{id}/key", post(hosts::rotate_key))
         .route("/api/v1/hosts/{id}/settings", put(hosts::set_settings))
+        .route("/api/v1/hosts/{id}/drain", post(moves::drain_host))
         .route("/api/v1/subscriptions", get(billing::list_subscriptions))
         .route("/api/v1/agents/{id}", get(routes::get_agent))
         .route(
@@ -135,6 +176,25 @@ pub fn router_with_state(state: AppState) -> Router {
         )
         .route("/api/v1/agents/{id}/events", get(routes::agent_events))
         .route("/api/v1/agents/{id}/retry", post(routes::retry_deploy))
+        .route("/api/v1/agents/{id}/logs", post(operations::request_logs))
+        .route(
+            "/api/v1/agents/{id}/logs/{command_id}",
+            get(operations::read_logs),
+        )
+        .route("/api/v1/admin/rollouts", post(operations::rollout))
+        .route(
+            "/api/v1/agents/{id}/backups",
+            post(backups::request_backup).get(backups::list_backups),
+        )
+        .route(
+            "/api/v1/agents/{id}/backup-schedule",
+            put(backups::set_schedule),
+        )
+        .route(
+            "/api/v1/agents/{id}/restore",
+            post(backups::request_restore),
+        )
+        .route("/api/v1/agents/{id}/move", post(moves::move_agent))
         .route(
             "/api/v1/agents/{id}/deploy-config",
             get(routes::deploy_config),
@@ -142,7 +202,10 @@ pub fn router_with_state(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(agent_create)
         .merge(heartbeat)
+        .merge(logs_upload)
+        .merge(backup_upload)
         .merge(webhook)
+        .merge(crate::web::router())
         .fallback(routes::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

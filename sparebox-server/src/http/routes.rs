@@ -22,7 +22,7 @@ pub(super) fn body<T>(body: Body<T>) -> ApiResult<T> {
     body.map(|Json(v)| v).map_err(ApiError::from)
 }
 
-fn agent_id(
+pub(super) fn agent_id(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<AgentId> {
     let Path(raw) = path?;
@@ -80,6 +80,25 @@ pub async fn deploy_config(
         .deploy_bundle(&host, agent, query.command_id)
         .await?;
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(bundle)))
+}
+
+/// A delivered, unanswered command again (with its session key), for a daemon that
+/// restarted in the middle of it. Counted against the same per-host limit as deploy
+/// bundles, since it hands out a key to one.
+pub async fn redeliver_command(
+    State(state): State<AppState>,
+    Host(host): Host,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Path(raw) = path?;
+    let command: CommandId = raw.parse().map_err(|_| {
+        ApiError::from(PlatformError::bad_request(format!(
+            "command id {raw:?} is not a UUID"
+        )))
+    })?;
+    state.check_deploy_config(host.id)?;
+    let command = state.platform.redeliver_command(&host, command).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(command)))
 }
 
 pub async fn create_agent(

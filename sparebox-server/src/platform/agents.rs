@@ -36,6 +36,8 @@ impl Platform {
                     host,
                     kind: CommandKind::Deploy,
                     created_at: now,
+                    params: None,
+                    image: None,
                 },
                 self.config.reserve,
             )
@@ -167,6 +169,8 @@ impl Platform {
                 host: record.host,
                 kind,
                 created_at: self.clock.now(),
+                params: None,
+                image: None,
             })
             .await?;
         if kind == CommandKind::Undeploy {
@@ -234,6 +238,8 @@ impl Platform {
                 host: record.host,
                 kind: CommandKind::UpdateConfig,
                 created_at: self.clock.now(),
+                params: None,
+                image: None,
             })
             .await?;
         tracing::info!(agent = %agent, command = %command.id, "configuration update queued");
@@ -273,12 +279,45 @@ impl Platform {
                 host: record.host,
                 kind: CommandKind::Deploy,
                 created_at: self.clock.now(),
+                params: None,
+                image: None,
             })
             .await?;
         self.advance(&record, &AgentEvent::RetryRequested, AgentUpdate::default())
             .await?;
         tracing::info!(agent = %agent, command = %command.id, "deploy retried");
         Ok(command)
+    }
+
+    /// An agent's recent events, newest first, for its owner or an admin.
+    ///
+    /// # Errors
+    ///
+    /// Not found for someone else's agent.
+    pub async fn agent_events(
+        &self,
+        reader: &AccountRecord,
+        agent: AgentId,
+    ) -> Result<Vec<sparebox_store::AgentEventRecord>, PlatformError> {
+        self.readable_agent(reader, agent).await?;
+        Ok(self.store.events_for_agent(agent, 100).await?)
+    }
+
+    /// An agent's CPU and memory samples of the last `window`, oldest first, for its
+    /// owner or an admin. Heartbeats record at most one a minute, kept for 48 hours.
+    ///
+    /// # Errors
+    ///
+    /// Not found for someone else's agent.
+    pub async fn agent_samples(
+        &self,
+        reader: &AccountRecord,
+        agent: AgentId,
+        window: Duration,
+    ) -> Result<Vec<sparebox_store::AgentSample>, PlatformError> {
+        self.readable_agent(reader, agent).await?;
+        let since = self.clock.now() - chrono_duration(window);
+        Ok(self.store.agent_samples(agent, since).await?)
     }
 
     /// An agent's recent commands, newest first.

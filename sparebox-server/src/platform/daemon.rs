@@ -93,17 +93,19 @@ impl Platform {
     /// command for it is still on its way (the daemon leaves those alone).
     async fn desired_agents(&self, host: &HostRecord) -> Result<Vec<DesiredAgent>, PlatformError> {
         let mut desired = Vec::new();
-        for agent in self.store.agents_for_host(host.id).await? {
+        let agents = self.store.agents_for_host(host.id).await?;
+        let mut history = self
+            .store
+            .recent_commands_for_host(host.id, DESIRED_HISTORY)
+            .await?;
+        for agent in agents {
             if matches!(
                 agent.state,
                 AgentState::Undeployed | AgentState::Undeploying
             ) {
                 continue;
             }
-            let recent = self
-                .store
-                .commands_for_agent(agent.id, DESIRED_HISTORY)
-                .await?;
+            let recent = history.remove(&agent.id).unwrap_or_default();
             let command_pending = any_in_flight(&recent);
             let intent = recent.iter().find(|c| {
                 matches!(
@@ -151,6 +153,8 @@ impl Platform {
                 host: agent.host,
                 kind: CommandKind::Deploy,
                 created_at: self.clock.now(),
+                params: None,
+                image: None,
             })
             .await?;
         tracing::warn!(agent = %agent.id, command = %command.id, "agent's container is missing on its host; deploy queued again");
@@ -258,19 +262,67 @@ impl Platform {
             };
             let sent = AgentEvent::CommandSent { kind: record.kind };
             self.advance(&agent, &sent, AgentUpdate::default()).await?;
-            commands.push(Command {
-                id: record.id,
-                agent_id: record.agent,
-                kind: record.kind,
-                tier: agent.tier,
-                created_at: record.created_at,
-                session_key: record
-                    .kind
-                    .needs_bundle()
-                    .then(|| self.keyring.session_key(record.id)),
-            });
+            if let (CommandKind::Upgrade, Some(image)) = (record.kind, &record.image) {
+                self.store
+                    .add_event(NewAgentEvent {
+                        agent: agent.id,
+                        kind: AgentEventKind::UpgradeStarted,
+                        message: format!("upgrade from {} to {image} started", agent.image),
+                        at: now,
+                    })
+                    .await?;
+            }
+            commands.push(self.wire_command(&record, agent.tier));
         }
         Ok(commands)
+    }
+
+    /// `record` as the daemon receives it, with the session key of a command that needs a
+    /// deploy bundle.
+    fn wire_command(&self, record: &CommandRecord, tier: sparebox_core::Tier) -> Command {
+        Command {
+            id: record.id,
+            agent_id: record.agent,
+            kind: record.kind,
+            tier,
+            created_at: record.created_at,
+            session_key: record
+                .kind
+                .needs_session_key()
+                .then(|| self.keyring.session_key(record.id)),
+            params: record.params.clone(),
+        }
+    }
+
+    /// A command already delivered to `host` and not answered yet, delivered again: a
+    /// daemon that was killed before it could keep what it needed of the command (the
+    /// deploy bundle's session key is never written to the host's disk) asks for it to
+    /// finish the command instead of failing it.
+    ///
+    /// # Errors
+    ///
+    /// Not found when the command is not this host's; conflict when it is no longer
+    /// waiting for the daemon (acked, failed, expired or superseded).
+    pub async fn redeliver_command(
+        &self,
+        host: &HostRecord,
+        command_id: CommandId,
+    ) -> Result<Command, PlatformError> {
+        let command = match self.store.command(command_id).await? {
+            Some(command) if command.host == host.id => command,
+            _ => return Err(PlatformError::not_found(format!("command {command_id}"))),
+        };
+        if command.status != CommandStatus::Sent {
+            return Err(PlatformError::new(
+                ErrorCode::Conflict,
+                format!("command {command_id} is {}, not sent", command.status),
+            ));
+        }
+        let agent = match self.store.agent(command.agent).await? {
+            Some(agent) if agent.host == host.id => agent,
+            _ => return Err(PlatformError::not_found(format!("command {command_id}"))),
+        };
+        Ok(self.wire_command(&command, agent.tier))
     }
 
     async fn apply_ack(
@@ -295,17 +347,25 @@ impl Platform {
             AckStatus::Failed => AckResult::Failed,
         };
         let event = AgentEvent::from_ack(command.kind, result, ack.error.as_deref());
-        self.advance(&agent, &event, AgentUpdate::default()).await?;
-        let (kind, message) = ack_event(&command, ack.status, ack.error.as_deref());
-        self.store
-            .add_event(NewAgentEvent {
-                agent: agent.id,
-                kind,
-                message,
-                at: now,
-            })
-            .await?;
+        let upgraded = command.kind == CommandKind::Upgrade && result == AckResult::Acked;
+        let update = AgentUpdate {
+            image: command.image.clone().filter(|_| upgraded),
+            ..AgentUpdate::default()
+        };
+        self.advance(&agent, &event, update).await?;
+        if let Some((kind, message)) = ack_event(&command, &agent, ack.status, ack.error.as_deref())
+        {
+            self.store
+                .add_event(NewAgentEvent {
+                    agent: agent.id,
+                    kind,
+                    message,
+                    at: now,
+                })
+                .await?;
+        }
         tracing::info!(agent = %agent.id, command = %command.id, kind = %command.kind, status = ?ack.status, "command acknowledged");
+        self.drive_move_of(agent.id).await?;
         Ok(Some((command.kind, command.status)))
     }
 
@@ -329,11 +389,24 @@ impl Platform {
         let vanished = report.status == RuntimeStatus::Missing
             && matches!(agent.state, AgentState::Running | AgentState::HostOffline);
         let lifecycle_event = AgentEvent::Reported(report.host_report());
+        let measured = report.cpu_percent.is_some() || report.ram_usage_mb.is_some();
+        let sample = measured.then_some(sparebox_store::AgentSample {
+            agent: agent.id,
+            at: now,
+            cpu_percent: report.cpu_percent,
+            ram_usage_mb: report.ram_usage_mb,
+            ram_limit_mb: report.ram_limit_mb,
+        });
         let update = AgentUpdate {
             report: Some((report, now)),
             ..AgentUpdate::default()
         };
         self.advance(&agent, &lifecycle_event, update).await?;
+        if let Some(sample) = sample {
+            self.store
+                .record_agent_sample(sample, sparebox_store::SampleRetention::default())
+                .await?;
+        }
         if vanished {
             self.redeploy_missing(&agent).await?;
         }
@@ -386,7 +459,7 @@ impl Platform {
             agent_id: agent.id,
             command_id,
             tier: agent.tier,
-            image: agent.image.clone(),
+            image: command.image.clone().unwrap_or_else(|| agent.image.clone()),
             openclaw_config: validate::with_platform_keys(agent.openclaw_config.clone()),
             workspace_files: agent.workspace_files.clone(),
             secrets,
@@ -402,18 +475,27 @@ impl Platform {
     }
 }
 
-/// The history event recorded for an applied ack.
+/// The history event recorded for an applied ack (`agent` as it was before the ack), if
+/// any: reading logs leaves no event behind.
 fn ack_event(
     command: &CommandRecord,
+    agent: &AgentRecord,
     status: AckStatus,
     error: Option<&str>,
-) -> (AgentEventKind, String) {
+) -> Option<(AgentEventKind, String)> {
+    let target = command.image.as_deref().unwrap_or("an unknown image");
     if status == AckStatus::Failed {
         let message = error.unwrap_or(sparebox_core::lifecycle::UNKNOWN_REASON);
-        return (
+        if command.kind == CommandKind::Upgrade {
+            return Some((
+                AgentEventKind::UpgradeRolledBack,
+                format!("upgrade from {} to {target} failed: {message}", agent.image),
+            ));
+        }
+        return Some((
             AgentEventKind::CommandFailed,
             format!("{} failed: {message}", command.kind),
-        );
+        ));
     }
     let kind = match command.kind {
         CommandKind::Deploy => AgentEventKind::Deployed,
@@ -422,8 +504,17 @@ fn ack_event(
         CommandKind::Stop => AgentEventKind::Stopped,
         CommandKind::UpdateConfig => AgentEventKind::ConfigUpdated,
         CommandKind::Undeploy => AgentEventKind::Undeployed,
+        CommandKind::Upgrade => {
+            return Some((
+                AgentEventKind::Upgraded,
+                format!("upgraded from {} to {target}", agent.image),
+            ))
+        }
+        CommandKind::Backup => AgentEventKind::BackedUp,
+        CommandKind::Restore => AgentEventKind::Restored,
+        CommandKind::Logs => return None,
     };
-    (kind, format!("{} done", command.kind))
+    Some((kind, format!("{} done", command.kind)))
 }
 
 /// The event a report implies compared with the agent's previous report.

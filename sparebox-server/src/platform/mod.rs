@@ -2,15 +2,23 @@
 
 mod accounts;
 mod agents;
+mod backups;
 mod billing;
 mod daemon;
 mod hosts;
+mod logs;
+mod moves;
+mod rollouts;
 mod rotation;
 mod sweep;
 
 pub use accounts::{SessionStart, SignIn, SignUp};
+pub(crate) use backups::too_large;
+pub use backups::{BackupList, MAX_BACKUP_INTERVAL_HOURS};
 pub use billing::WebhookResult;
 pub use hosts::{HostFilter, HostSettingsRequest};
+pub use logs::{LogsRequest, LogsView, DEFAULT_LOG_MAX_BYTES, DEFAULT_LOG_TAIL_LINES};
+pub use rollouts::{check_image_reference, ImageReferenceError, RolloutReport, RolloutRequest};
 pub use rotation::RotationReport;
 
 use std::collections::BTreeMap;
@@ -86,6 +94,8 @@ pub struct SweepSummary {
     pub agents_marked_offline: usize,
     /// Expired sessions deleted.
     pub sessions_deleted: u64,
+    /// Scheduled backups queued.
+    pub backups_queued: usize,
 }
 
 /// A deployer's change to an agent's configuration. Absent fields stay as they are.

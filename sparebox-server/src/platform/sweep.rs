@@ -1,4 +1,4 @@
-//! Periodic housekeeping: command expiry and host liveness.
+//! Periodic housekeeping: command expiry, host liveness, scheduled backups and moves.
 
 use super::*;
 
@@ -17,6 +17,9 @@ impl Platform {
             summary.expired.push(command.kind);
         }
         summary.sessions_deleted = self.store.delete_expired_sessions(now).await?;
+        self.store.delete_expired_command_logs(now).await?;
+        summary.backups_queued = self.queue_scheduled_backups(now).await?;
+        self.drive_moves().await?;
         for host in self.store.list_hosts().await? {
             if self.is_online(&host, now) {
                 summary.hosts_online += 1;

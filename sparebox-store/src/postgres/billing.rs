@@ -165,6 +165,8 @@ impl PgStore {
                             host: agent.host,
                             kind: CommandKind::Deploy,
                             created_at: now,
+                            params: None,
+                            image: None,
                         },
                     )
                     .await?;
@@ -346,6 +348,8 @@ async fn undeploy_agent(
         host,
         kind: CommandKind::Undeploy,
         created_at: now,
+        params: None,
+        image: None,
     };
     supersede_pending(tx, &new).await?;
     let command = insert_command(tx, &new).await?;

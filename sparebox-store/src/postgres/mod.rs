@@ -14,9 +14,13 @@
 //! every `PgStore` (in any replica) forwards notifications to its
 //! [`crate::Store::host_wakeups`] receivers.
 
+mod backups;
 mod billing;
 mod listener;
+mod logs;
+mod moves;
 mod rows;
+mod samples;
 mod store;
 
 use std::collections::HashMap;
@@ -32,7 +36,7 @@ use uuid::Uuid;
 
 use self::listener::Forwarder;
 use self::rows::{API_TOKEN_COLUMNS, COMMAND_COLUMNS, HOST_COLUMNS};
-use crate::codec::{db_error, parse_name, superseded};
+use crate::codec::{db_error, parse_name, superseded, to_json};
 use crate::{
     wakeup, ApiTokenRecord, CommandRecord, HostRecord, NewApiToken, NewCommand, StoreError,
     StoreResult,
@@ -150,15 +154,22 @@ async fn slot_holders(tx: &mut Tx, host: HostId) -> StoreResult<Vec<Tier>> {
 
 async fn insert_command(tx: &mut Tx, new: &NewCommand) -> StoreResult<CommandRecord> {
     let sql = format!(
-        "INSERT INTO agent_commands (id, agent, host, kind, status, created_at) \
-         VALUES ($1, $2, $3, $4, 'pending', $5) RETURNING {COMMAND_COLUMNS}"
+        "INSERT INTO agent_commands (id, agent, host, kind, status, created_at, params, image) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7) RETURNING {COMMAND_COLUMNS}"
     );
+    let params = new
+        .params
+        .as_ref()
+        .map(|p| to_json("agent_commands.params", p))
+        .transpose()?;
     let row = sqlx::query(&sql)
         .bind(new.id.0)
         .bind(new.agent.0)
         .bind(new.host.0)
         .bind(new.kind.as_str())
         .bind(new.created_at)
+        .bind(params.map(sqlx::types::Json))
+        .bind(&new.image)
         .fetch_one(&mut **tx)
         .await
         .map_err(|err| {

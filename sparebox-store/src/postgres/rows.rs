@@ -29,7 +29,7 @@ pub(super) const AGENT_COLUMNS: &str = "id, host, owner, name, tier, image, open
 
 /// Columns selected for a command.
 pub(super) const COMMAND_COLUMNS: &str =
-    "id, agent, host, kind, status, created_at, sent_at, acked_at, error, late_ack";
+    "id, agent, host, kind, status, created_at, sent_at, acked_at, error, late_ack, params, image";
 
 fn json<T: DeserializeOwned>(row: &PgRow, column: &'static str) -> StoreResult<T> {
     let Json(value): Json<serde_json::Value> = row.try_get(column)?;
@@ -146,6 +146,8 @@ pub(super) fn command(row: &PgRow) -> StoreResult<CommandRecord> {
         acked_at: row.try_get("acked_at")?,
         error: row.try_get("error")?,
         late_ack: row.try_get("late_ack")?,
+        params: opt_json(row, "params")?,
+        image: row.try_get("image")?,
     })
 }
 

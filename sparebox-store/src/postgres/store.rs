@@ -1,6 +1,6 @@
 //! The [`Store`] implementation for [`PgStore`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,7 +22,7 @@ use super::{
 };
 use crate::codec::{
     ack_effect, ack_error, apply_update, check_first_command, check_first_token, check_placement,
-    db_error, roles_text, sql_limit, tiers_text, to_json,
+    db_error, group_by_agent, roles_text, sql_limit, tiers_text, to_json,
 };
 use crate::{
     AccountCredentials, AccountId, AccountRecord, AckOutcome, AgentEventRecord, AgentRecord,
@@ -431,7 +431,7 @@ impl Store for PgStore {
         sqlx::query(
             "UPDATE agents SET state = $1, deploy_stage = $2, error = $3, last_report = $4, \
              last_report_at = $5, openclaw_config = $6, workspace_files = $7, \
-             sealed_secrets = $8 WHERE id = $9",
+             sealed_secrets = $8, image = $9 WHERE id = $10",
         )
         .bind(agent.state.as_str())
         .bind(agent.deploy_stage.map(|s| s.as_str()))
@@ -447,6 +447,7 @@ impl Store for PgStore {
             &agent.workspace_files,
         )?))
         .bind(&agent.sealed_secrets)
+        .bind(&agent.image)
         .bind(id.0)
         .execute(&mut *tx)
         .await?;
@@ -610,6 +611,27 @@ impl Store for PgStore {
         rows.iter().map(rows::command).collect()
     }
 
+    async fn recent_commands_for_host(
+        &self,
+        host: HostId,
+        per_agent: u32,
+    ) -> StoreResult<BTreeMap<AgentId, Vec<CommandRecord>>> {
+        // The lateral subquery reads each agent's latest commands from the
+        // (agent, created_at) index, so the cost is bounded by `per_agent`, not history.
+        let sql = format!(
+            "SELECT c.* FROM agents a CROSS JOIN LATERAL \
+             (SELECT {COMMAND_COLUMNS}, seq FROM agent_commands WHERE agent = a.id \
+              ORDER BY created_at DESC, seq DESC LIMIT $2) c \
+             WHERE a.host = $1 ORDER BY c.agent, c.created_at DESC, c.seq DESC"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(host.0)
+            .bind(sql_limit(per_agent))
+            .fetch_all(&self.pool)
+            .await?;
+        group_by_agent(rows.iter().map(rows::command))
+    }
+
     async fn add_event(&self, event: NewAgentEvent) -> StoreResult<()> {
         sqlx::query("INSERT INTO agent_events (agent, kind, message, at) VALUES ($1, $2, $3, $4)")
             .bind(event.agent.0)
@@ -642,6 +664,92 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(rows::event).collect()
+    }
+
+    async fn record_agent_sample(
+        &self,
+        sample: crate::AgentSample,
+        retention: crate::SampleRetention,
+    ) -> StoreResult<bool> {
+        self.insert_sample(sample, retention).await
+    }
+
+    async fn agent_samples(
+        &self,
+        agent: AgentId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<crate::AgentSample>> {
+        self.select_samples(agent, since).await
+    }
+
+    async fn insert_backup(
+        &self,
+        backup: crate::BackupRecord,
+        retention: crate::BackupRetention,
+    ) -> StoreResult<Vec<crate::BackupRecord>> {
+        self.insert_backup_row(backup, retention).await
+    }
+
+    async fn backups_for_agent(&self, agent: AgentId) -> StoreResult<Vec<crate::BackupRecord>> {
+        self.select_backups(agent).await
+    }
+
+    async fn backup(&self, id: CommandId) -> StoreResult<Option<crate::BackupRecord>> {
+        self.select_backup(id).await
+    }
+
+    async fn set_backup_schedule(
+        &self,
+        agent: AgentId,
+        interval_hours: Option<u32>,
+    ) -> StoreResult<()> {
+        self.upsert_backup_schedule(agent, interval_hours).await
+    }
+
+    async fn backup_schedule(&self, agent: AgentId) -> StoreResult<Option<u32>> {
+        self.select_backup_schedule(agent).await
+    }
+
+    async fn claim_due_backups(&self, now: DateTime<Utc>) -> StoreResult<Vec<AgentId>> {
+        self.claim_due_backup_schedules(now).await
+    }
+
+    async fn reassign_agent(
+        &self,
+        agent: AgentId,
+        to: HostId,
+        deploy: NewCommand,
+        reserve: Reserve,
+    ) -> StoreResult<(AgentRecord, CommandRecord)> {
+        self.reassign(agent, to, deploy, reserve).await
+    }
+
+    async fn save_move(&self, record: crate::MoveRecord) -> StoreResult<()> {
+        self.upsert_move(record).await
+    }
+
+    async fn moves(&self) -> StoreResult<Vec<crate::MoveRecord>> {
+        self.select_moves(None).await
+    }
+
+    async fn agent_move(&self, agent: AgentId) -> StoreResult<Option<crate::MoveRecord>> {
+        Ok(self.select_moves(Some(agent)).await?.pop())
+    }
+
+    async fn delete_move(&self, agent: AgentId) -> StoreResult<bool> {
+        self.remove_move(agent).await
+    }
+
+    async fn put_command_logs(&self, logs: crate::CommandLogs) -> StoreResult<()> {
+        self.upsert_command_logs(logs).await
+    }
+
+    async fn command_logs(&self, command: CommandId) -> StoreResult<Option<crate::CommandLogs>> {
+        self.select_command_logs(command).await
+    }
+
+    async fn delete_expired_command_logs(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.delete_command_logs_before(now).await
     }
 
     fn host_wakeups(&self) -> broadcast::Receiver<HostId> {

@@ -160,6 +160,8 @@ impl SqliteStore {
                             host: agent.host,
                             kind: CommandKind::Deploy,
                             created_at: now,
+                            params: None,
+                            image: None,
                         },
                     )
                     .await?;
@@ -337,6 +339,8 @@ async fn undeploy_agent(
         host,
         kind: CommandKind::Undeploy,
         created_at: now,
+        params: None,
+        image: None,
     };
     supersede_pending(tx, &new).await?;
     let command = insert_command(tx, &new).await?;

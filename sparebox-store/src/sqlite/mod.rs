@@ -9,8 +9,12 @@
 //! Ids are stored as UUID text, timestamps as INTEGER microseconds since the Unix epoch
 //! (UTC), JSON as TEXT.
 
+mod backups;
 mod billing;
+mod logs;
+mod moves;
 mod rows;
+mod samples;
 mod store;
 
 use std::path::Path;
@@ -25,7 +29,7 @@ use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::broadcast;
 
 use self::rows::{micros, API_TOKEN_COLUMNS, COMMAND_COLUMNS, HOST_COLUMNS};
-use crate::codec::{db_error, parse_name, superseded};
+use crate::codec::{db_error, parse_name, superseded, to_json};
 use crate::{
     wakeup, ApiTokenRecord, CommandRecord, HostRecord, NewApiToken, NewCommand, StoreError,
     StoreResult,
@@ -176,15 +180,22 @@ async fn insert_command(
     new: &NewCommand,
 ) -> StoreResult<CommandRecord> {
     let sql = format!(
-        "INSERT INTO agent_commands (id, agent, host, kind, status, created_at) \
-         VALUES (?, ?, ?, ?, 'pending', ?) RETURNING {COMMAND_COLUMNS}"
+        "INSERT INTO agent_commands (id, agent, host, kind, status, created_at, params, image) \
+         VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING {COMMAND_COLUMNS}"
     );
+    let params = new
+        .params
+        .as_ref()
+        .map(|p| to_json("agent_commands.params", p))
+        .transpose()?;
     let row = sqlx::query(&sql)
         .bind(new.id.to_string())
         .bind(new.agent.to_string())
         .bind(new.host.to_string())
         .bind(new.kind.as_str())
         .bind(micros(new.created_at))
+        .bind(params.map(|p| p.to_string()))
+        .bind(&new.image)
         .fetch_one(&mut **tx)
         .await
         .map_err(|err| {

@@ -30,14 +30,14 @@ pub(super) const AGENT_COLUMNS: &str = "id, host, owner, name, tier, image, open
 
 /// Columns selected for a command.
 pub(super) const COMMAND_COLUMNS: &str =
-    "id, agent, host, kind, status, created_at, sent_at, acked_at, error, late_ack";
+    "id, agent, host, kind, status, created_at, sent_at, acked_at, error, late_ack, params, image";
 
 /// A timestamp as stored: microseconds since the Unix epoch.
 pub(super) fn micros(at: DateTime<Utc>) -> i64 {
     at.timestamp_micros()
 }
 
-fn time(row: &SqliteRow, column: &'static str) -> StoreResult<DateTime<Utc>> {
+pub(super) fn time(row: &SqliteRow, column: &'static str) -> StoreResult<DateTime<Utc>> {
     let micros: i64 = row.try_get(column)?;
     from_micros(column, micros)
 }
@@ -54,7 +54,7 @@ fn from_micros(column: &'static str, micros: i64) -> StoreResult<DateTime<Utc>> 
     })
 }
 
-fn uuid(row: &SqliteRow, column: &'static str) -> StoreResult<Uuid> {
+pub(super) fn uuid(row: &SqliteRow, column: &'static str) -> StoreResult<Uuid> {
     let text: String = row.try_get(column)?;
     Uuid::parse_str(&text).map_err(|err| StoreError::Corrupt {
         column,
@@ -184,6 +184,8 @@ pub(super) fn command(row: &SqliteRow) -> StoreResult<CommandRecord> {
         acked_at: opt_time(row, "acked_at")?,
         error: row.try_get("error")?,
         late_ack: row.try_get("late_ack")?,
+        params: opt_json(row, "params")?,
+        image: row.try_get("image")?,
     })
 }
 

@@ -1,6 +1,6 @@
 //! The [`Store`] implementation for [`SqliteStore`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -20,7 +20,7 @@ use super::{
 };
 use crate::codec::{
     ack_effect, ack_error, apply_update, check_first_command, check_first_token, check_placement,
-    db_error, roles_text, sql_limit, tiers_text, to_json,
+    db_error, group_by_agent, roles_text, sql_limit, tiers_text, to_json,
 };
 use crate::{
     wakeup, AccountCredentials, AccountId, AccountRecord, AckOutcome, AgentEventRecord,
@@ -432,8 +432,8 @@ impl Store for SqliteStore {
             .transpose()?;
         sqlx::query(
             "UPDATE agents SET state = ?, deploy_stage = ?, error = ?, last_report = ?, \
-             last_report_at = ?, openclaw_config = ?, workspace_files = ?, sealed_secrets = ? \
-             WHERE id = ?",
+             last_report_at = ?, openclaw_config = ?, workspace_files = ?, sealed_secrets = ?, \
+             image = ? WHERE id = ?",
         )
         .bind(agent.state.as_str())
         .bind(agent.deploy_stage.map(|s| s.as_str()))
@@ -443,6 +443,7 @@ impl Store for SqliteStore {
         .bind(to_json("agents.openclaw_config", &agent.openclaw_config)?.to_string())
         .bind(to_json("agents.workspace_files", &agent.workspace_files)?.to_string())
         .bind(&agent.sealed_secrets)
+        .bind(&agent.image)
         .bind(id.to_string())
         .execute(&mut *tx)
         .await?;
@@ -479,6 +480,18 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<CommandRecord>> {
         if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Most heartbeats find nothing pending: a plain read answers them without taking
+        // SQLite's single write lock. A command queued just after this read waits for the
+        // next heartbeat, as it would if it had been queued just after the transaction.
+        let pending: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM agent_commands WHERE host = ? AND status = 'pending')",
+        )
+        .bind(host.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        if !pending {
             return Ok(Vec::new());
         }
         let mut tx = self.write().await?;
@@ -609,6 +622,32 @@ impl Store for SqliteStore {
         rows.iter().map(rows::command).collect()
     }
 
+    async fn recent_commands_for_host(
+        &self,
+        host: HostId,
+        per_agent: u32,
+    ) -> StoreResult<BTreeMap<AgentId, Vec<CommandRecord>>> {
+        // For each of the host's agents, the rowids of its latest commands come from the
+        // (agent, created_at) index, so the cost is bounded by `per_agent`, not history.
+        let columns = COMMAND_COLUMNS
+            .split(", ")
+            .map(|c| format!("c.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns} FROM agents a JOIN agent_commands c ON c.rowid IN \
+             (SELECT rowid FROM agent_commands WHERE agent = a.id \
+              ORDER BY created_at DESC, rowid DESC LIMIT ?) \
+             WHERE a.host = ? ORDER BY c.agent, c.created_at DESC, c.rowid DESC"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(sql_limit(per_agent))
+            .bind(host.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        group_by_agent(rows.iter().map(rows::command))
+    }
+
     async fn add_event(&self, event: NewAgentEvent) -> StoreResult<()> {
         sqlx::query("INSERT INTO agent_events (agent, kind, message, at) VALUES (?, ?, ?, ?)")
             .bind(event.agent.to_string())
@@ -641,6 +680,92 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(rows::event).collect()
+    }
+
+    async fn record_agent_sample(
+        &self,
+        sample: crate::AgentSample,
+        retention: crate::SampleRetention,
+    ) -> StoreResult<bool> {
+        self.insert_sample(sample, retention).await
+    }
+
+    async fn agent_samples(
+        &self,
+        agent: AgentId,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<crate::AgentSample>> {
+        self.select_samples(agent, since).await
+    }
+
+    async fn insert_backup(
+        &self,
+        backup: crate::BackupRecord,
+        retention: crate::BackupRetention,
+    ) -> StoreResult<Vec<crate::BackupRecord>> {
+        self.insert_backup_row(backup, retention).await
+    }
+
+    async fn backups_for_agent(&self, agent: AgentId) -> StoreResult<Vec<crate::BackupRecord>> {
+        self.select_backups(agent).await
+    }
+
+    async fn backup(&self, id: CommandId) -> StoreResult<Option<crate::BackupRecord>> {
+        self.select_backup(id).await
+    }
+
+    async fn set_backup_schedule(
+        &self,
+        agent: AgentId,
+        interval_hours: Option<u32>,
+    ) -> StoreResult<()> {
+        self.upsert_backup_schedule(agent, interval_hours).await
+    }
+
+    async fn backup_schedule(&self, agent: AgentId) -> StoreResult<Option<u32>> {
+        self.select_backup_schedule(agent).await
+    }
+
+    async fn claim_due_backups(&self, now: DateTime<Utc>) -> StoreResult<Vec<AgentId>> {
+        self.claim_due_backup_schedules(now).await
+    }
+
+    async fn reassign_agent(
+        &self,
+        agent: AgentId,
+        to: HostId,
+        deploy: NewCommand,
+        reserve: Reserve,
+    ) -> StoreResult<(AgentRecord, CommandRecord)> {
+        self.reassign(agent, to, deploy, reserve).await
+    }
+
+    async fn save_move(&self, record: crate::MoveRecord) -> StoreResult<()> {
+        self.upsert_move(record).await
+    }
+
+    async fn moves(&self) -> StoreResult<Vec<crate::MoveRecord>> {
+        self.select_moves(None).await
+    }
+
+    async fn agent_move(&self, agent: AgentId) -> StoreResult<Option<crate::MoveRecord>> {
+        Ok(self.select_moves(Some(agent)).await?.pop())
+    }
+
+    async fn delete_move(&self, agent: AgentId) -> StoreResult<bool> {
+        self.remove_move(agent).await
+    }
+
+    async fn put_command_logs(&self, logs: crate::CommandLogs) -> StoreResult<()> {
+        self.upsert_command_logs(logs).await
+    }
+
+    async fn command_logs(&self, command: CommandId) -> StoreResult<Option<crate::CommandLogs>> {
+        self.select_command_logs(command).await
+    }
+
+    async fn delete_expired_command_logs(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        self.delete_command_logs_before(now).await
     }
 
     fn host_wakeups(&self) -> broadcast::Receiver<HostId> {

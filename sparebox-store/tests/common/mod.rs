@@ -167,6 +167,8 @@ pub fn new_command(agent: AgentId, host: HostId, kind: CommandKind, secs: i64) -
         host,
         kind,
         created_at: at(secs),
+        params: None,
+        image: None,
     }
 }
 

@@ -28,7 +28,13 @@ async fn main() -> anyhow::Result<()> {
         agent_image: settings.agent_image.clone(),
         heartbeat_interval: Duration::from_secs(settings.heartbeat_interval),
         secure_cookies: settings.secure_cookies,
+        allow_moving_image_tags: settings.allow_moving_image_tags,
         stripe: settings.stripe.clone(),
+        backups: sparebox_server::BackupConfig {
+            dir: Some(settings.data_dir.join("backups")),
+            max_bytes: settings.backup_max_mb * 1024 * 1024,
+            keep: settings.backups_kept,
+        },
         ..PlatformConfig::default()
     };
     tracing::info!(
@@ -39,6 +45,8 @@ async fn main() -> anyhow::Result<()> {
         heartbeat_interval_s = config.heartbeat_interval.as_secs(),
         command_expiry_s = config.command_expiry.as_secs(),
         secure_cookies = config.secure_cookies,
+        backup_max_bytes = config.backups.max_bytes,
+        backups_kept = config.backups.keep,
         billing = if config.stripe.is_some() { "stripe" } else { "free" },
         admin_email = settings.admin_email.as_deref().unwrap_or("-"),
         encryption_key = "[REDACTED]",

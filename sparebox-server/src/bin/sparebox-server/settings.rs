@@ -31,10 +31,16 @@ pub const ENV_ALLOW_GENERATED_KEY: &str = "SPAREBOX_ALLOW_GENERATED_KEY";
 pub const ENV_HEARTBEAT_INTERVAL: &str = "SPAREBOX_HEARTBEAT_INTERVAL";
 /// Environment variable: log format.
 pub const ENV_LOG_FORMAT: &str = "SPAREBOX_LOG_FORMAT";
+/// Environment variable: the largest backup archive a host may upload, in MiB.
+pub const ENV_BACKUP_MAX_MB: &str = "SPAREBOX_BACKUP_MAX_MB";
+/// Environment variable: backups kept per agent.
+pub const ENV_BACKUPS_KEPT: &str = "SPAREBOX_BACKUPS_KEPT";
 /// Environment variable: email of an existing account to grant the admin role at start.
 pub const ENV_ADMIN_EMAIL: &str = "SPAREBOX_ADMIN_EMAIL";
 /// Environment variable: mark the session cookie `Secure` (HTTPS only).
 pub const ENV_SECURE_COOKIES: &str = "SPAREBOX_SECURE_COOKIES";
+/// Environment variable: accept moving image references (`latest`, untagged).
+pub const ENV_ALLOW_MOVING_IMAGE_TAGS: &str = "SPAREBOX_ALLOW_MOVING_IMAGE_TAGS";
 /// Environment variable: Stripe secret API key; with it, agents are paid for (Stripe mode).
 pub const ENV_STRIPE_SECRET_KEY: &str = "SPAREBOX_STRIPE_SECRET_KEY";
 /// Environment variable: the Stripe webhook endpoint's signing secret.
@@ -88,6 +94,12 @@ pub struct Args {
     /// Seconds between heartbeats that daemons are told to use [default: 60].
     #[arg(long, env = ENV_HEARTBEAT_INTERVAL)]
     heartbeat_interval: Option<u64>,
+    /// The largest backup archive a host may upload, in MiB [default: 256].
+    #[arg(long, env = ENV_BACKUP_MAX_MB)]
+    backup_max_mb: Option<u64>,
+    /// Backups kept per agent; older ones are deleted [default: 7].
+    #[arg(long, env = ENV_BACKUPS_KEPT)]
+    backups_kept: Option<u32>,
     /// Log format: text or json [default: text].
     #[arg(long, env = ENV_LOG_FORMAT, value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -99,6 +111,11 @@ pub struct Args {
     /// whenever the server is reached over HTTPS.
     #[arg(long, env = ENV_SECURE_COOKIES)]
     secure_cookies: bool,
+    /// Accept a moving image reference (the `latest` tag or no tag) as the agent image and
+    /// in rollouts. For local development only: a moving tag changes what agents run
+    /// without a rollout.
+    #[arg(long, env = ENV_ALLOW_MOVING_IMAGE_TAGS)]
+    allow_moving_image_tags: bool,
     /// Stripe secret API key. With it (and the webhook secret and redirect URLs) the
     /// server runs in Stripe mode: deployers pay through Stripe Checkout. Without it,
     /// agents are free.
@@ -147,9 +164,12 @@ struct FileSettings {
     retired_keys: Option<Vec<String>>,
     allow_generated_key: Option<bool>,
     heartbeat_interval: Option<u64>,
+    backup_max_mb: Option<u64>,
+    backups_kept: Option<u32>,
     log_format: Option<String>,
     admin_email: Option<String>,
     secure_cookies: Option<bool>,
+    allow_moving_image_tags: Option<bool>,
     stripe_secret_key: Option<String>,
     stripe_webhook_secret: Option<String>,
     stripe_api_base: Option<String>,
@@ -195,12 +215,18 @@ pub struct Settings {
     pub allow_generated_key: bool,
     /// Heartbeat interval in seconds (at least 1).
     pub heartbeat_interval: u64,
+    /// The backup size cap in MiB (at least 1).
+    pub backup_max_mb: u64,
+    /// Backups kept per agent (at least 1).
+    pub backups_kept: u32,
     /// `text` or `json`.
     pub log_format: String,
     /// The account to make an admin at start.
     pub admin_email: Option<String>,
     /// Whether the session cookie is `Secure`.
     pub secure_cookies: bool,
+    /// Whether moving image references are accepted.
+    pub allow_moving_image_tags: bool,
     /// Stripe mode's settings (keys redacted when printed); `None` is free mode.
     pub stripe: Option<StripeConfig>,
 }
@@ -232,6 +258,14 @@ impl Settings {
             log_format == "text" || log_format == "json",
             "log_format must be text or json, not {log_format:?}"
         );
+        let allow_moving_image_tags =
+            args.allow_moving_image_tags || file.allow_moving_image_tags.unwrap_or(false);
+        let agent_image = args
+            .agent_image
+            .or(file.agent_image)
+            .unwrap_or_else(|| DEFAULT_AGENT_IMAGE.to_owned());
+        sparebox_server::check_image_reference(&agent_image, allow_moving_image_tags)
+            .map_err(|err| anyhow::anyhow!("agent_image: {err}"))?;
         Ok(Self {
             stripe,
             listen: args
@@ -240,10 +274,8 @@ impl Settings {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir,
             database,
-            agent_image: args
-                .agent_image
-                .or(file.agent_image)
-                .unwrap_or_else(|| DEFAULT_AGENT_IMAGE.to_owned()),
+            agent_image,
+            allow_moving_image_tags,
             encryption_key: args.encryption_key.or(file.encryption_key).map(Secret::new),
             retired_keys: if args.retired_keys.is_empty() {
                 file.retired_keys.unwrap_or_default()
@@ -260,6 +292,12 @@ impl Settings {
                 .or(file.heartbeat_interval)
                 .unwrap_or(60)
                 .max(1),
+            backup_max_mb: args
+                .backup_max_mb
+                .or(file.backup_max_mb)
+                .unwrap_or(256)
+                .clamp(1, 64 * 1024),
+            backups_kept: args.backups_kept.or(file.backups_kept).unwrap_or(7).max(1),
             log_format,
             admin_email: args.admin_email.or(file.admin_email),
             secure_cookies: args.secure_cookies || file.secure_cookies.unwrap_or(false),
@@ -330,6 +368,20 @@ mod tests {
             settings.database,
             Database::Sqlite(PathBuf::from("./sparebox-data/sparebox.db"))
         );
+    }
+
+    #[test]
+    fn a_moving_agent_image_needs_the_flag() {
+        let err = Settings::resolve(parse(&["--agent-image", "openclaw:latest"])).unwrap_err();
+        assert!(format!("{err:#}").contains("is not pinned"), "{err:#}");
+        let settings = Settings::resolve(parse(&[
+            "--agent-image",
+            "openclaw",
+            "--allow-moving-image-tags",
+        ]))
+        .unwrap();
+        assert!(settings.allow_moving_image_tags);
+        assert_eq!(settings.agent_image, "openclaw");
     }
 
     #[test]

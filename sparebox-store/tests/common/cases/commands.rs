@@ -388,3 +388,34 @@ pub async fn commands_for_agent_are_newest_first_and_limited<B: Backend>(backend
         None
     );
 }
+
+pub async fn recent_commands_for_host_match_each_agents_latest<B: Backend>(backend: &B) {
+    let world = World::new(backend.open().await).await;
+    let elsewhere = World::new(world.store.clone()).await;
+    let (agent, _) = world.deploy(10).await;
+    let (other, _) = world.deploy(11).await;
+    let (foreign, _) = elsewhere.deploy(11).await;
+    world.enqueue(&agent, CommandKind::UpdateConfig, 13).await;
+    world.enqueue(&agent, CommandKind::Stop, 13).await;
+    world.enqueue(&other, CommandKind::Stop, 12).await;
+    elsewhere.enqueue(&foreign, CommandKind::Stop, 14).await;
+
+    let recent = world
+        .store
+        .recent_commands_for_host(world.host.id, 2)
+        .await
+        .unwrap();
+
+    assert_eq!(recent.len(), 2, "{recent:?}");
+    for id in [agent.id, other.id] {
+        let expected = world.store.commands_for_agent(id, 2).await.unwrap();
+        assert_eq!(recent[&id], expected);
+    }
+    let empty = World::new(world.store.clone()).await;
+    assert!(empty
+        .store
+        .recent_commands_for_host(empty.host.id, 2)
+        .await
+        .unwrap()
+        .is_empty());
+}

@@ -2,19 +2,27 @@
 
 mod accounts;
 mod agents;
+mod backups;
 mod billing;
 mod commands;
 mod durability;
 mod hosts;
+mod logs;
+mod moves;
 mod races;
+mod samples;
 
 pub use accounts::*;
 pub use agents::*;
+pub use backups::*;
 pub use billing::*;
 pub use commands::*;
 pub use durability::*;
 pub use hosts::*;
+pub use logs::*;
+pub use moves::*;
 pub use races::*;
+pub use samples::*;
 
 use sparebox_core::{CommandId, CommandStatus};
 use sparebox_protocol::{AckStatus, CommandAck};
