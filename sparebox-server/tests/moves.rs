@@ -241,3 +241,42 @@ async fn an_agent_moves_off_an_offline_host_only_after_the_grace_period() {
     assert_eq!(kinds.last().map(String::as_str), Some("moved"), "{kinds:?}");
     assert_eq!(w.agent_view().await["state"], "running");
 }
+
+#[tokio::test]
+async fn an_agent_its_deployer_stopped_is_stopped_again_after_its_move() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let w = world(clock.clone()).await;
+    let commands = format!("/api/v1/agents/{}/commands", w.agent);
+    let (status, body) = w
+        .server
+        .call(
+            "POST",
+            &commands,
+            Some(&w.token),
+            Some(json!({ "type": "stop" })),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let stop = w.take(&w.a.1, "stop").await;
+    w.ack(&w.a.1, &stop).await;
+    assert_eq!(w.agent_view().await["state"], "stopped");
+
+    // Its host disappears; the deployer moves the agent once the grace period is over.
+    clock.advance(Duration::from_secs(3600));
+    w.server.platform.sweep().await.unwrap();
+    w.server.heartbeat(&w.b.1, json!({})).await;
+    let path = format!("/api/v1/agents/{}/move", w.agent);
+    let (status, moved) = w.server.call("POST", &path, Some(&w.token), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{moved}");
+
+    let deploy = w.take(&w.b.1, "deploy").await;
+    w.ack(&w.b.1, &deploy).await;
+    let stop_again = w.take(&w.b.1, "stop").await;
+    w.ack(&w.b.1, &stop_again).await;
+    assert_eq!(w.agent_view().await["state"], "stopped");
+    assert!(
+        w.event_kinds().await.contains(&"moved".to_owned()),
+        "{:?}",
+        w.event_kinds().await
+    );
+}

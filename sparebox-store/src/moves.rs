@@ -77,6 +77,9 @@ pub struct MoveRecord {
     pub started_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// Whether its deployer had stopped it: it is stopped again once it has moved, since a
+    /// deploy on the new host starts it.
+    pub keep_stopped: bool,
 }
 
 /// Checks that `deploy` deploys `agent` on `to`.

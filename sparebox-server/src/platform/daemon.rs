@@ -6,7 +6,7 @@ use sparebox_protocol::{
 };
 
 /// How many of an agent's latest commands decide what the platform wants of it.
-const DESIRED_HISTORY: u32 = 20;
+pub(super) const DESIRED_HISTORY: u32 = 20;
 
 use super::*;
 
@@ -107,21 +107,10 @@ impl Platform {
             }
             let recent = history.remove(&agent.id).unwrap_or_default();
             let command_pending = any_in_flight(&recent);
-            let intent = recent.iter().find(|c| {
-                matches!(
-                    c.kind,
-                    CommandKind::Start
-                        | CommandKind::Stop
-                        | CommandKind::Restart
-                        | CommandKind::Deploy
-                ) && !matches!(
-                    c.status,
-                    CommandStatus::Failed | CommandStatus::Expired | CommandStatus::Superseded
-                )
-            });
-            let state = match intent.map(|c| c.kind) {
-                Some(CommandKind::Stop) => DesiredState::Stopped,
-                _ => DesiredState::Running,
+            let state = if stopped_by_deployer(&recent) {
+                DesiredState::Stopped
+            } else {
+                DesiredState::Running
             };
             desired.push(DesiredAgent {
                 agent_id: agent.id,
@@ -556,4 +545,19 @@ fn any_in_flight(commands: &[CommandRecord]) -> bool {
     commands
         .iter()
         .any(|c| matches!(c.status, CommandStatus::Pending | CommandStatus::Sent))
+}
+
+/// Whether an agent's deployer wants it stopped: its latest start, stop, restart or deploy
+/// that did not fail, expire or get superseded was a stop. `recent` is newest first.
+pub(super) fn stopped_by_deployer(recent: &[CommandRecord]) -> bool {
+    let intent = recent.iter().find(|c| {
+        matches!(
+            c.kind,
+            CommandKind::Start | CommandKind::Stop | CommandKind::Restart | CommandKind::Deploy
+        ) && !matches!(
+            c.status,
+            CommandStatus::Failed | CommandStatus::Expired | CommandStatus::Superseded
+        )
+    });
+    intent.is_some_and(|c| c.kind == CommandKind::Stop)
 }

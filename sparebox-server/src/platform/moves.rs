@@ -125,6 +125,7 @@ impl Platform {
             reason: reason.to_owned(),
             started_at: now,
             updated_at: now,
+            keep_stopped: self.stopped_by_deployer(agent.id).await?,
         };
         if online && matches!(agent.state, AgentState::Running | AgentState::Stopped) {
             let backup = self.enqueue(agent, CommandKind::Backup, None).await?;
@@ -137,6 +138,16 @@ impl Platform {
         tracing::info!(agent = %agent.id, from = %agent.host, phase = %record.phase, "move started");
         self.drive_move(record.clone()).await?;
         Ok(self.store.agent_move(agent.id).await?.unwrap_or(record))
+    }
+
+    /// Whether `agent`'s deployer last asked for it to be stopped (also known when its host
+    /// is offline and the agent shows as host offline).
+    async fn stopped_by_deployer(&self, agent: AgentId) -> Result<bool, PlatformError> {
+        let recent = self
+            .store
+            .commands_for_agent(agent, super::daemon::DESIRED_HISTORY)
+            .await?;
+        Ok(super::daemon::stopped_by_deployer(&recent))
     }
 
     async fn move_event(
@@ -328,6 +339,12 @@ impl Platform {
             ),
         };
         self.move_event(record.agent, kind, &message).await?;
+        if ok && record.keep_stopped {
+            // Its deployer stopped it before the move; the deploy on the new host started it.
+            if let Some(agent) = self.store.agent(record.agent).await? {
+                self.enqueue(&agent, CommandKind::Stop, None).await?;
+            }
+        }
         self.store.delete_move(record.agent).await?;
         tracing::info!(agent = %record.agent, ok, "{message}");
         Ok(())

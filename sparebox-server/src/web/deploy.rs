@@ -157,7 +157,7 @@ fn choose_tier(host: &HostView) -> Markup {
                             " " (tier_name(*tier)) " · " (tier_resources(*tier))
                         }
                         p { (tier_suits(*tier)) }
-                        p.muted { (free) " free slots · " (money(host.prices.get(tier).copied())) }
+                        p.muted { (free) @if free == 1 { " free slot · " } @else { " free slots · " } (money(host.prices.get(tier).copied())) }
                     }
                 }
             }

@@ -10,6 +10,7 @@ CREATE TABLE agent_moves (
     command UUID,
     backup UUID,
     reason TEXT NOT NULL,
+    keep_stopped BOOLEAN NOT NULL DEFAULT FALSE,
     started_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL
 );

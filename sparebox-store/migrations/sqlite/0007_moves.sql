@@ -10,6 +10,7 @@ CREATE TABLE agent_moves (
     command TEXT,
     backup TEXT,
     reason TEXT NOT NULL,
+    keep_stopped INTEGER NOT NULL DEFAULT 0,
     started_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );

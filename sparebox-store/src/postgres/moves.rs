@@ -12,7 +12,8 @@ use crate::codec::{check_placement, db_error};
 use crate::{AgentRecord, CommandRecord, MoveRecord, NewCommand, StoreError, StoreResult};
 
 const MOVE_COLUMNS: &str =
-    "agent, from_host, to_host, phase, command, backup, reason, started_at, updated_at";
+    "agent, from_host, to_host, phase, command, backup, reason, started_at, updated_at, \
+     keep_stopped";
 
 impl PgStore {
     pub(super) async fn reassign(
@@ -65,11 +66,11 @@ impl PgStore {
 
     pub(super) async fn upsert_move(&self, record: MoveRecord) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO agent_moves ({MOVE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            "INSERT INTO agent_moves ({MOVE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (agent) DO UPDATE SET from_host = excluded.from_host, \
              to_host = excluded.to_host, phase = excluded.phase, command = excluded.command, \
              backup = excluded.backup, reason = excluded.reason, \
-             updated_at = excluded.updated_at"
+             updated_at = excluded.updated_at, keep_stopped = excluded.keep_stopped"
         );
         sqlx::query(&sql)
             .bind(record.agent.0)
@@ -81,6 +82,7 @@ impl PgStore {
             .bind(&record.reason)
             .bind(record.started_at)
             .bind(record.updated_at)
+            .bind(record.keep_stopped)
             .execute(&self.pool)
             .await
             .map_err(|err| {
@@ -132,5 +134,6 @@ fn row(row: &PgRow) -> StoreResult<MoveRecord> {
         reason: row.try_get("reason")?,
         started_at: row.try_get("started_at")?,
         updated_at: row.try_get("updated_at")?,
+        keep_stopped: row.try_get("keep_stopped")?,
     })
 }

@@ -10,7 +10,8 @@ use crate::codec::{check_placement, db_error};
 use crate::{wakeup, AgentRecord, CommandRecord, MoveRecord, NewCommand, StoreError, StoreResult};
 
 const MOVE_COLUMNS: &str =
-    "agent, from_host, to_host, phase, command, backup, reason, started_at, updated_at";
+    "agent, from_host, to_host, phase, command, backup, reason, started_at, updated_at, \
+     keep_stopped";
 
 impl SqliteStore {
     pub(super) async fn reassign(
@@ -63,11 +64,11 @@ impl SqliteStore {
 
     pub(super) async fn upsert_move(&self, record: MoveRecord) -> StoreResult<()> {
         let sql = format!(
-            "INSERT INTO agent_moves ({MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO agent_moves ({MOVE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (agent) DO UPDATE SET from_host = excluded.from_host, \
              to_host = excluded.to_host, phase = excluded.phase, command = excluded.command, \
              backup = excluded.backup, reason = excluded.reason, \
-             updated_at = excluded.updated_at"
+             updated_at = excluded.updated_at, keep_stopped = excluded.keep_stopped"
         );
         sqlx::query(&sql)
             .bind(record.agent.to_string())
@@ -79,6 +80,7 @@ impl SqliteStore {
             .bind(&record.reason)
             .bind(micros(record.started_at))
             .bind(micros(record.updated_at))
+            .bind(record.keep_stopped)
             .execute(&self.pool)
             .await
             .map_err(|err| {
@@ -143,5 +145,6 @@ fn row(row: &SqliteRow) -> StoreResult<MoveRecord> {
         reason: row.try_get("reason")?,
         started_at: time(row, "started_at")?,
         updated_at: time(row, "updated_at")?,
+        keep_stopped: row.try_get("keep_stopped")?,
     })
 }

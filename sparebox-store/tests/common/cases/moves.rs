@@ -82,6 +82,7 @@ pub async fn a_move_is_saved_replaced_listed_and_deleted<B: Backend>(backend: &B
         reason: "host drained".into(),
         started_at: at(20),
         updated_at: at(20),
+        keep_stopped: true,
     };
     store.save_move(record.clone()).await.unwrap();
     let later = MoveRecord {
