@@ -357,8 +357,7 @@ impl Executor {
         };
         drop(bundle);
         let container = self
-            .runtime
-            .create_and_start(&spec)
+            .create_container(&spec)
             .await
             .map_err(at(DeployStage::Starting))?;
         drop(spec);
@@ -433,6 +432,27 @@ impl Executor {
 
     /// Removes the agent's container if it has one, then writes its files: nothing runs
     /// in the directory while it is written.
+    /// Creates and starts the agent's container from `spec`. A daemon killed while the
+    /// engine was creating this agent's container leaves that request running inside the
+    /// engine, so the container can appear after the next daemon removed the old one and
+    /// before it creates its own: when creating fails and a container is there, it is
+    /// removed and the creation tried once more.
+    pub(crate) async fn create_container(
+        &self,
+        spec: &AgentSpec,
+    ) -> sparebox_runtime::RuntimeResult<sparebox_runtime::ContainerInfo> {
+        let agent = spec.agent;
+        match self.runtime.create_and_start(spec).await {
+            Ok(container) => Ok(container),
+            Err(err) if matches!(self.runtime.inspect(agent).await, Ok(Some(_))) => {
+                warn!(agent.id = %agent, error = %err, "a container appeared while creating the agent's; replacing it");
+                self.runtime.remove(agent).await?;
+                self.runtime.create_and_start(spec).await
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     async fn remove_container_then_write(
         &self,
         agent: AgentId,

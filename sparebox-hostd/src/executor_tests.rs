@@ -337,3 +337,46 @@ async fn update_with_a_bad_path_leaves_the_running_agent_alone() {
         running
     );
 }
+
+/// A container that shows up while the daemon creates the agent's (the engine finishing a
+/// create that a killed daemon had asked for) is replaced instead of failing the deploy.
+#[tokio::test]
+async fn a_container_that_appeared_during_creation_is_replaced_once() {
+    let harness = Harness::new(FakeServer::default(), true);
+    let agent = AgentId::new_random();
+    let spec = sparebox_runtime::AgentSpec {
+        agent,
+        tier: sparebox_core::Tier::Lite,
+        image: IMAGE.to_owned(),
+        gateway_port: harness.first_port(),
+        state_dir: harness.state_dir(agent),
+        env: Default::default(),
+        secret_env: Default::default(),
+    };
+    let late =
+        sparebox_runtime::fake::FakeRuntime::running_container(agent, "late".to_owned(), IMAGE);
+    harness.runtime.insert_container(late);
+
+    let created = harness.executor.create_container(&spec).await.unwrap();
+
+    assert_ne!(created.container_id, "late");
+    assert_eq!(harness.runtime.count(FakeOp::CreateAndStart), 2);
+    assert_eq!(harness.runtime.count(FakeOp::Remove), 1);
+    assert_eq!(harness.runtime.containers().len(), 1);
+
+    // A creation that fails with no container in the way is not retried.
+    let other = AgentId::new_random();
+    harness
+        .runtime
+        .fail_next(FakeOp::CreateAndStart, "no space left on device");
+    let err = harness
+        .executor
+        .create_container(&sparebox_runtime::AgentSpec {
+            agent: other,
+            ..spec
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no space left"), "{err}");
+    assert_eq!(harness.runtime.count(FakeOp::CreateAndStart), 3);
+}

@@ -101,8 +101,7 @@ impl Executor {
             .await
             .map_err(|e| e.to_string())?;
         let started = self
-            .runtime
-            .create_and_start(spec)
+            .create_container(spec)
             .await
             .map_err(|e| e.to_string())?;
         self.stage(agent, DeployStage::HealthCheck);
