@@ -161,18 +161,7 @@ impl Platform {
                 format!("agent {agent} is {}", record.state),
             ));
         }
-        let command = self
-            .store
-            .enqueue_command(NewCommand {
-                id: CommandId::new_random(),
-                agent,
-                host: record.host,
-                kind,
-                created_at: self.clock.now(),
-                params: None,
-                image: None,
-            })
-            .await?;
+        let command = self.enqueue(&record, kind, None).await?;
         if kind == CommandKind::Undeploy {
             self.advance(
                 &record,
@@ -231,16 +220,7 @@ impl Platform {
             return Ok(None);
         }
         let command = self
-            .store
-            .enqueue_command(NewCommand {
-                id: CommandId::new_random(),
-                agent,
-                host: record.host,
-                kind: CommandKind::UpdateConfig,
-                created_at: self.clock.now(),
-                params: None,
-                image: None,
-            })
+            .enqueue(&record, CommandKind::UpdateConfig, None)
             .await?;
         tracing::info!(agent = %agent, command = %command.id, "configuration update queued");
         Ok(Some(command))
@@ -271,18 +251,7 @@ impl Platform {
                 ),
             ));
         }
-        let command = self
-            .store
-            .enqueue_command(NewCommand {
-                id: CommandId::new_random(),
-                agent,
-                host: record.host,
-                kind: CommandKind::Deploy,
-                created_at: self.clock.now(),
-                params: None,
-                image: None,
-            })
-            .await?;
+        let command = self.enqueue(&record, CommandKind::Deploy, None).await?;
         self.advance(&record, &AgentEvent::RetryRequested, AgentUpdate::default())
             .await?;
         tracing::info!(agent = %agent, command = %command.id, "deploy retried");

@@ -72,27 +72,6 @@ impl Platform {
         self.max_sealed_backup()
     }
 
-    /// Queues a `kind` command for `record` on its current host.
-    pub(super) async fn enqueue(
-        &self,
-        record: &AgentRecord,
-        kind: CommandKind,
-        params: Option<CommandParams>,
-    ) -> Result<CommandRecord, PlatformError> {
-        Ok(self
-            .store
-            .enqueue_command(NewCommand {
-                id: CommandId::new_random(),
-                agent: record.id,
-                host: record.host,
-                kind,
-                created_at: self.clock.now(),
-                params,
-                image: None,
-            })
-            .await?)
-    }
-
     /// Queues a backup of an agent its owner controls.
     ///
     /// # Errors

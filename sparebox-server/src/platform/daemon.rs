@@ -134,18 +134,7 @@ impl Platform {
         if any_in_flight(&recent) {
             return Ok(());
         }
-        let command = self
-            .store
-            .enqueue_command(NewCommand {
-                id: CommandId::new_random(),
-                agent: agent.id,
-                host: agent.host,
-                kind: CommandKind::Deploy,
-                created_at: self.clock.now(),
-                params: None,
-                image: None,
-            })
-            .await?;
+        let command = self.enqueue(agent, CommandKind::Deploy, None).await?;
         tracing::warn!(agent = %agent.id, command = %command.id, "agent's container is missing on its host; deploy queued again");
         Ok(())
     }

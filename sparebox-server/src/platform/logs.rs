@@ -91,16 +91,7 @@ impl Platform {
             ));
         }
         let command = self
-            .store
-            .enqueue_command(NewCommand {
-                id: CommandId::new_random(),
-                agent,
-                host: record.host,
-                kind: CommandKind::Logs,
-                created_at: self.clock.now(),
-                params: Some(params),
-                image: None,
-            })
+            .enqueue(&record, CommandKind::Logs, Some(params))
             .await?;
         tracing::debug!(agent = %agent, command = %command.id, "logs requested");
         Ok(command)

@@ -149,6 +149,28 @@ impl Platform {
         }
     }
 
+    /// Queues a `kind` command for `record` on its current host; the one place commands
+    /// are created for an existing agent.
+    pub(super) async fn enqueue(
+        &self,
+        record: &AgentRecord,
+        kind: CommandKind,
+        params: Option<sparebox_protocol::CommandParams>,
+    ) -> Result<CommandRecord, PlatformError> {
+        Ok(self
+            .store
+            .enqueue_command(NewCommand {
+                id: CommandId::new_random(),
+                agent: record.id,
+                host: record.host,
+                kind,
+                created_at: self.clock.now(),
+                params,
+                image: None,
+            })
+            .await?)
+    }
+
     /// The same platform reading time from `clock`.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
