@@ -285,7 +285,8 @@ async fn insert_subscription(tx: &mut Tx, sub: &SubscriptionRecord) -> StoreResu
     Ok(())
 }
 
-async fn insert_agent(tx: &mut Tx, new: &NewAgent) -> StoreResult<AgentRecord> {
+/// Inserts `new` as a pending-deploy agent; the caller has checked placement.
+pub(super) async fn insert_agent(tx: &mut Tx, new: &NewAgent) -> StoreResult<AgentRecord> {
     let sql = format!(
         "INSERT INTO agents (id, host, owner, name, tier, image, openclaw_config, \
          workspace_files, sealed_secrets, state, created_at) \

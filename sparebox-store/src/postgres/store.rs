@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sparebox_core::command::AckEffect;
-use sparebox_core::{AgentId, AgentState, CommandId, HostId, Reserve};
+use sparebox_core::{AgentId, CommandId, HostId, Reserve};
 use sparebox_protocol::CommandAck;
 use sqlx::types::Json;
 use sqlx::Row;
@@ -341,8 +341,6 @@ impl Store for PgStore {
         reserve: Reserve,
     ) -> StoreResult<(AgentRecord, CommandRecord)> {
         check_first_command(&new, &first_command)?;
-        let config = to_json("agents.openclaw_config", &new.openclaw_config)?;
-        let files = to_json("agents.workspace_files", &new.workspace_files)?;
         let mut tx = self.pool.begin().await?;
 
         let host = lock_host(&mut tx, new.host).await?;
@@ -356,33 +354,7 @@ impl Store for PgStore {
             new.tier,
         )?;
 
-        let sql = format!(
-            "INSERT INTO agents (id, host, owner, name, tier, image, openclaw_config, \
-             workspace_files, sealed_secrets, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {AGENT_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(new.id.0)
-            .bind(new.host.0)
-            .bind(new.owner)
-            .bind(&new.name)
-            .bind(new.tier.as_str())
-            .bind(&new.image)
-            .bind(Json(config))
-            .bind(Json(files))
-            .bind(&new.sealed_secrets)
-            .bind(AgentState::PendingDeploy.as_str())
-            .bind(new.created_at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|err| {
-                db_error(
-                    err,
-                    || format!("agent {}", new.id),
-                    || not_found("account", new.owner),
-                )
-            })?;
-        let agent = rows::agent(&row)?;
+        let agent = super::billing::insert_agent(&mut tx, &new).await?;
         let command = insert_command(&mut tx, &first_command).await?;
         notify(&mut tx, new.host).await?;
         tx.commit().await?;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sparebox_core::command::AckEffect;
-use sparebox_core::{AgentId, AgentState, CommandId, CommandStatus, HostId, Reserve};
+use sparebox_core::{AgentId, CommandId, CommandStatus, HostId, Reserve};
 use sparebox_protocol::CommandAck;
 use sqlx::Row;
 use tokio::sync::broadcast;
@@ -335,8 +335,6 @@ impl Store for SqliteStore {
         reserve: Reserve,
     ) -> StoreResult<(AgentRecord, CommandRecord)> {
         check_first_command(&new, &first_command)?;
-        let config = to_json("agents.openclaw_config", &new.openclaw_config)?;
-        let files = to_json("agents.workspace_files", &new.workspace_files)?;
         let mut tx = self.write().await?;
 
         let host = host_in(&mut tx, new.host).await?;
@@ -350,33 +348,7 @@ impl Store for SqliteStore {
             new.tier,
         )?;
 
-        let sql = format!(
-            "INSERT INTO agents (id, host, owner, name, tier, image, openclaw_config, \
-             workspace_files, sealed_secrets, state, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {AGENT_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(new.id.to_string())
-            .bind(new.host.to_string())
-            .bind(new.owner.to_string())
-            .bind(&new.name)
-            .bind(new.tier.as_str())
-            .bind(&new.image)
-            .bind(config.to_string())
-            .bind(files.to_string())
-            .bind(&new.sealed_secrets)
-            .bind(AgentState::PendingDeploy.as_str())
-            .bind(micros(new.created_at))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|err| {
-                db_error(
-                    err,
-                    || format!("agent {}", new.id),
-                    || not_found("account", new.owner),
-                )
-            })?;
-        let agent = rows::agent(&row)?;
+        let agent = super::billing::insert_agent(&mut tx, &new).await?;
         let command = insert_command(&mut tx, &first_command).await?;
         tx.commit().await?;
 
