@@ -128,6 +128,12 @@ async fn silent_host_goes_offline_and_its_agents_recover_when_it_returns() {
         platform.owned_agent(&owner, agent.id).await.unwrap().state,
         AgentState::HostOffline
     );
+    let summary = platform.sweep().await.unwrap();
+    assert_eq!(
+        (summary.hosts_online, summary.agents_marked_offline),
+        (0, 0),
+        "an agent is marked once"
+    );
     let hosts = platform.browse_hosts(&HostFilter::default()).await.unwrap();
     assert!(!hosts[0].online);
 
@@ -217,4 +223,135 @@ async fn unacknowledged_deploy_expires_after_five_minutes_by_the_server_clock() 
     let history = platform.agent_commands(&owner, agent.id).await.unwrap();
     assert_eq!(history[0].status, sparebox_core::CommandStatus::Expired);
     assert!(history[0].late_ack);
+}
+
+/// Creates a Standard agent on `host` and has the host deploy it and report it running.
+async fn running_agent(
+    platform: &Platform,
+    owner: &AccountRecord,
+    host: &sparebox_store::HostRecord,
+    name: &str,
+) -> sparebox_core::AgentId {
+    let (agent, _) = platform
+        .create_agent(
+            owner,
+            AgentRequest {
+                host_id: host.id,
+                tier: "standard".into(),
+                name: name.into(),
+                openclaw_config: None,
+                workspace_files: vec![],
+                secrets: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let delivered = platform
+        .heartbeat(host, heartbeat(vec![], vec![]))
+        .await
+        .unwrap();
+    let ack = CommandAck {
+        id: delivered.response.commands[0].id,
+        status: AckStatus::Acked,
+        error: None,
+    };
+    let running = AgentStatusReport::new(agent.id, RuntimeStatus::Running);
+    platform
+        .heartbeat(host, heartbeat(vec![running], vec![ack]))
+        .await
+        .unwrap();
+    agent.id
+}
+
+fn measured(agent: sparebox_core::AgentId, cpu: f64) -> AgentStatusReport {
+    let mut report = AgentStatusReport::new(agent, RuntimeStatus::Running);
+    report.cpu_percent = Some(cpu);
+    report.ram_usage_mb = Some(512);
+    report.ram_limit_mb = Some(2048);
+    report
+}
+
+#[tokio::test]
+async fn routine_and_state_changing_reports_in_one_heartbeat_are_both_applied() {
+    // Whole seconds, so the time stored (to the microsecond) compares equal.
+    let start = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let platform = platform(clock.clone()).await;
+    let owner = sign_up(&platform).await;
+    let (_, key) = platform.register_host(&owner, "box").await.unwrap();
+    let host = platform.authenticate_host(&key).await.unwrap();
+    platform
+        .heartbeat(&host, heartbeat(vec![], vec![]))
+        .await
+        .unwrap();
+    let steady = running_agent(&platform, &owner, &host, "steady").await;
+    let crashing = running_agent(&platform, &owner, &host, "crashing").await;
+    let twice = running_agent(&platform, &owner, &host, "twice").await;
+
+    clock.advance(Duration::from_secs(61));
+    let mut exited = AgentStatusReport::new(crashing, RuntimeStatus::Exited);
+    exited.error = Some("exit code 3".into());
+    let stranger =
+        AgentStatusReport::new(sparebox_core::AgentId::new_random(), RuntimeStatus::Running);
+    platform
+        .heartbeat(
+            &host,
+            heartbeat(
+                vec![
+                    measured(steady, 12.5),
+                    exited,
+                    measured(twice, 20.0),
+                    stranger,
+                    measured(twice, 30.0),
+                ],
+                vec![],
+            ),
+        )
+        .await
+        .unwrap();
+
+    let view = platform.owned_agent(&owner, steady).await.unwrap();
+    assert_eq!(view.state, AgentState::Running);
+    let report = view.last_report.unwrap();
+    assert_eq!(report.cpu_percent, Some(12.5));
+    assert_eq!(
+        view.last_report_at,
+        Some(sparebox_server::Clock::now(&*clock))
+    );
+    let samples = platform
+        .agent_samples(&owner, steady, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        samples.iter().map(|s| s.cpu_percent).collect::<Vec<_>>(),
+        vec![Some(12.5)]
+    );
+
+    let view = platform.owned_agent(&owner, crashing).await.unwrap();
+    assert_ne!(view.state, AgentState::Running, "the exit is applied");
+    let events = platform.agent_events(&owner, crashing).await.unwrap();
+    assert_eq!(events[0].kind, sparebox_store::AgentEventKind::Crashed);
+    assert_eq!(events[0].message, "exit code 3");
+
+    let view = platform.owned_agent(&owner, twice).await.unwrap();
+    assert_eq!(
+        view.last_report.unwrap().cpu_percent,
+        Some(30.0),
+        "the later report wins"
+    );
+
+    // Next minute, a routine heartbeat again: the steady agent gets its second sample.
+    clock.advance(Duration::from_secs(61));
+    platform
+        .heartbeat(&host, heartbeat(vec![measured(steady, 7.0)], vec![]))
+        .await
+        .unwrap();
+    let samples = platform
+        .agent_samples(&owner, steady, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        samples.iter().map(|s| s.cpu_percent).collect::<Vec<_>>(),
+        vec![Some(12.5), Some(7.0)]
+    );
 }

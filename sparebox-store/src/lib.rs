@@ -39,6 +39,7 @@ mod moves;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod records;
+mod reports;
 mod samples;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -57,6 +58,7 @@ pub use billing::*;
 pub use logs::CommandLogs;
 pub use moves::{MovePhase, MoveRecord};
 pub use records::*;
+pub use reports::{ReportWrite, SeenAgent};
 pub use samples::{AgentSample, SampleRetention};
 
 /// Errors from a store.
@@ -214,6 +216,18 @@ pub trait Store: Send + Sync + 'static {
     /// Every host, oldest first.
     async fn list_hosts(&self) -> StoreResult<Vec<HostRecord>>;
 
+    /// How many hosts have heartbeated at or after `since`.
+    async fn count_hosts_heard_since(&self, since: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// The agents of hosts that have heartbeated, but not at or after `silent_since`, that
+    /// the platform still counts as on their host (neither host offline nor undeploying
+    /// or undeployed), oldest first. Agents already marked host offline are left out, so
+    /// hosts that stay silent cost nothing once their agents are marked.
+    async fn agents_of_silent_hosts(
+        &self,
+        silent_since: DateTime<Utc>,
+    ) -> StoreResult<Vec<AgentRecord>>;
+
     /// The hosts an account owns, oldest first.
     async fn hosts_for_owner(&self, owner: AccountId) -> StoreResult<Vec<HostRecord>>;
 
@@ -253,6 +267,31 @@ pub trait Store: Send + Sync + 'static {
         heartbeat: HostHeartbeat,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+
+    /// Records a heartbeat's routine writes in one transaction: what it said about the host
+    /// (as [`Store::record_heartbeat`]) and status reports that leave their agents' states
+    /// as they are. Each report becomes its agent's latest (with `now` as its arrival time)
+    /// only while the agent is still on `host` and still as [`ReportWrite::seen`] says;
+    /// nothing else of the agent is written. A written report's sample is recorded unless
+    /// the agent has one taken less than `min_sample_interval` before it; old samples are
+    /// left to [`Store::prune_agent_samples`].
+    ///
+    /// Returns the agents whose reports were not written because they changed or moved
+    /// since they were seen; the caller applies those another way. At most one report per
+    /// agent: for a second one the result is unspecified.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] when the host does not exist (nothing is written);
+    /// [`StoreError::Invalid`] for a memory figure beyond what the database holds.
+    async fn record_heartbeat_reports(
+        &self,
+        host: HostId,
+        heartbeat: HostHeartbeat,
+        now: DateTime<Utc>,
+        reports: Vec<ReportWrite>,
+        min_sample_interval: chrono::Duration,
+    ) -> StoreResult<Vec<AgentId>>;
 
     /// Creates an agent and queues its first command in one transaction, but only if the
     /// host can take one more agent of the new agent's tier given the agents that already
@@ -391,6 +430,9 @@ pub trait Store: Send + Sync + 'static {
         sample: AgentSample,
         retention: SampleRetention,
     ) -> StoreResult<bool>;
+
+    /// Deletes every agent's samples taken before `before`; returns how many.
+    async fn prune_agent_samples(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
     /// An agent's samples taken at or after `since`, oldest first.
     async fn agent_samples(

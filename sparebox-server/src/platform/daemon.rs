@@ -1,9 +1,13 @@
 //! What host daemons call: heartbeats and deploy bundles.
 
 use sparebox_core::crypto::BundleDraft;
+use std::collections::BTreeSet;
+
 use sparebox_protocol::{
-    AgentEventKind as EngineEventKind, AgentEventReport, DesiredAgent, DesiredState,
+    AgentEventKind as EngineEventKind, AgentEventReport, AgentStatusReport, DesiredAgent,
+    DesiredState,
 };
+use sparebox_store::{AgentSample, ReportWrite, SampleRetention, SeenAgent};
 
 /// How many of an agent's latest commands decide what the platform wants of it.
 pub(super) const DESIRED_HISTORY: u32 = 20;
@@ -38,18 +42,6 @@ impl Platform {
         }
         let wakeups = self.store.host_wakeups();
         let now = self.clock.now();
-        self.store
-            .record_heartbeat(
-                host.id,
-                HostHeartbeat {
-                    hardware: request.hardware.clone(),
-                    isolation: request.isolation,
-                    daemon_version: request.daemon_version.clone(),
-                },
-                now,
-            )
-            .await?;
-
         let mut confirmed = Vec::with_capacity(request.command_acks.len());
         let mut acks = Vec::new();
         for ack in &request.command_acks {
@@ -61,9 +53,47 @@ impl Platform {
         for event in &request.agent_events {
             self.record_engine_event(host, event, now).await?;
         }
-        let engine_events: std::collections::BTreeSet<AgentId> =
+        let engine_events: BTreeSet<AgentId> =
             request.agent_events.iter().map(|e| e.agent_id).collect();
-        for report in request.agent_statuses {
+
+        // Most reports only refresh what the platform knows: those are written with the
+        // host's own record in one transaction. Reports that change an agent's state,
+        // imply an event or name an agent the host does not hold go through the
+        // lifecycle one by one, as do reports whose agent changed in between.
+        let agents = self.store.agents_for_host(host.id).await?;
+        let (routine, mut special) = split_reports(&agents, request.agent_statuses, &engine_events);
+        let writes = routine
+            .iter()
+            .map(|(agent, report)| ReportWrite {
+                agent: agent.id,
+                seen: SeenAgent::from(*agent),
+                report: report.clone(),
+                sample: sample_of(report, now),
+            })
+            .collect();
+        let heartbeat = HostHeartbeat {
+            hardware: request.hardware,
+            isolation: request.isolation,
+            daemon_version: request.daemon_version,
+        };
+        let changed = self
+            .store
+            .record_heartbeat_reports(
+                host.id,
+                heartbeat,
+                now,
+                writes,
+                SampleRetention::default().min_interval,
+            )
+            .await?;
+        special.extend(
+            routine
+                .into_iter()
+                .filter(|(agent, _)| changed.contains(&agent.id))
+                .map(|(_, report)| report),
+        );
+        let unchanged = special.is_empty();
+        for report in special {
             // Daemons that stream engine events report crashes through them; for older
             // daemons the server infers them from the reports.
             let infer = !engine_events.contains(&report.agent_id);
@@ -71,19 +101,28 @@ impl Platform {
         }
 
         let mut commands = self.deliver(host, now).await?;
+        let mut waited = false;
         if commands.is_empty() {
             if let Some(wait) = request.wait_seconds.filter(|s| *s > 0) {
                 let wait = Duration::from_secs(u64::from(wait)).min(self.config.max_heartbeat_wait);
                 commands = self.wait_for_commands(host, wakeups, wait).await?;
+                waited = true;
             }
         }
+        // The agents read above are still current unless something since may have changed
+        // them: a report applied on its own, a delivered command, or time spent waiting.
+        let agents = if unchanged && commands.is_empty() && !waited {
+            agents
+        } else {
+            self.store.agents_for_host(host.id).await?
+        };
         let response = HeartbeatResponse {
             commands,
             confirmed_acks: confirmed,
             next_heartbeat_seconds: u32::try_from(self.config.heartbeat_interval.as_secs())
                 .unwrap_or(u32::MAX),
             server_time: self.clock.now(),
-            desired_agents: Some(self.desired_agents(host).await?),
+            desired_agents: Some(self.desired_agents(host, agents).await?),
         };
         Ok(HeartbeatOutcome { response, acks })
     }
@@ -91,9 +130,12 @@ impl Platform {
     /// What the platform wants on `host`: every agent not being removed, running unless
     /// its deployer's latest effective start/stop/restart/deploy was a stop, and whether a
     /// command for it is still on its way (the daemon leaves those alone).
-    async fn desired_agents(&self, host: &HostRecord) -> Result<Vec<DesiredAgent>, PlatformError> {
+    async fn desired_agents(
+        &self,
+        host: &HostRecord,
+        agents: Vec<AgentRecord>,
+    ) -> Result<Vec<DesiredAgent>, PlatformError> {
         let mut desired = Vec::new();
-        let agents = self.store.agents_for_host(host.id).await?;
         let mut history = self
             .store
             .recent_commands_for_host(host.id, DESIRED_HISTORY)
@@ -367,14 +409,7 @@ impl Platform {
         let vanished = report.status == RuntimeStatus::Missing
             && matches!(agent.state, AgentState::Running | AgentState::HostOffline);
         let lifecycle_event = AgentEvent::Reported(report.host_report());
-        let measured = report.cpu_percent.is_some() || report.ram_usage_mb.is_some();
-        let sample = measured.then_some(sparebox_store::AgentSample {
-            agent: agent.id,
-            at: now,
-            cpu_percent: report.cpu_percent,
-            ram_usage_mb: report.ram_usage_mb,
-            ram_limit_mb: report.ram_limit_mb,
-        });
+        let sample = sample_of(&report, now);
         let update = AgentUpdate {
             report: Some((report, now)),
             ..AgentUpdate::default()
@@ -451,6 +486,66 @@ impl Platform {
                 PlatformError::new(ErrorCode::Internal, "the deploy bundle could not be sealed")
             })
     }
+}
+
+/// Splits a heartbeat's reports into routine ones, each with the agent it leaves as it is
+/// but for the report, and the rest, in the order they came. An agent reported more than
+/// once in one heartbeat has all its reports applied one by one.
+fn split_reports<'a>(
+    agents: &'a [AgentRecord],
+    reports: Vec<AgentStatusReport>,
+    engine_events: &BTreeSet<AgentId>,
+) -> (
+    Vec<(&'a AgentRecord, AgentStatusReport)>,
+    Vec<AgentStatusReport>,
+) {
+    let mut times_reported: BTreeMap<AgentId, usize> = BTreeMap::new();
+    for report in &reports {
+        *times_reported.entry(report.agent_id).or_default() += 1;
+    }
+    let by_id: BTreeMap<AgentId, &AgentRecord> = agents.iter().map(|a| (a.id, a)).collect();
+    let mut routine = Vec::new();
+    let mut special = Vec::new();
+    for report in reports {
+        match by_id.get(&report.agent_id).copied() {
+            Some(agent)
+                if times_reported[&report.agent_id] == 1
+                    && is_routine(agent, &report, !engine_events.contains(&agent.id)) =>
+            {
+                routine.push((agent, report));
+            }
+            _ => special.push(report),
+        }
+    }
+    (routine, special)
+}
+
+/// Whether `report` changes nothing about `agent` but its latest report: the lifecycle
+/// stays where it is, no event is implied (`infer_events` as for
+/// [`Platform::heartbeat`]'s reports) and no redeploy is due.
+fn is_routine(agent: &AgentRecord, report: &AgentStatusReport, infer_events: bool) -> bool {
+    let Ok(current) =
+        AgentLifecycle::from_parts(agent.state, agent.deploy_stage, agent.error.as_deref())
+    else {
+        return false;
+    };
+    let vanished = report.status == RuntimeStatus::Missing
+        && matches!(agent.state, AgentState::Running | AgentState::HostOffline);
+    let unchanged = transition(&current, &AgentEvent::Reported(report.host_report()))
+        .is_ok_and(|next| next == current);
+    unchanged && !vanished && !(infer_events && report_event(agent, report).is_some())
+}
+
+/// The resource sample a report carries, if it measured anything.
+fn sample_of(report: &AgentStatusReport, now: DateTime<Utc>) -> Option<AgentSample> {
+    let measured = report.cpu_percent.is_some() || report.ram_usage_mb.is_some();
+    measured.then_some(AgentSample {
+        agent: report.agent_id,
+        at: now,
+        cpu_percent: report.cpu_percent,
+        ram_usage_mb: report.ram_usage_mb,
+        ram_limit_mb: report.ram_limit_mb,
+    })
 }
 
 /// The history event recorded for an applied ack (`agent` as it was before the ack), if

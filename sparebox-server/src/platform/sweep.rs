@@ -20,36 +20,36 @@ impl Platform {
         self.store.delete_expired_command_logs(now).await?;
         summary.backups_queued = self.queue_scheduled_backups(now).await?;
         self.drive_moves().await?;
-        for host in self.store.list_hosts().await? {
-            if self.is_online(&host, now) {
-                summary.hosts_online += 1;
-            } else if host.last_heartbeat_at.is_some() {
-                summary.agents_marked_offline += self.mark_host_offline(&host).await?;
-            }
-        }
+        self.store
+            .prune_agent_samples(now - sparebox_store::SampleRetention::default().keep_for)
+            .await?;
+        let silent_since = now - chrono_duration(self.config.heartbeat_interval * 3);
+        let online = self.store.count_hosts_heard_since(silent_since).await?;
+        summary.hosts_online = usize::try_from(online).unwrap_or(usize::MAX);
+        summary.agents_marked_offline = self.mark_silent_hosts_offline(silent_since).await?;
         Ok(summary)
     }
 
-    async fn mark_host_offline(&self, host: &HostRecord) -> Result<usize, PlatformError> {
-        let mut marked = 0;
-        for agent in self.store.agents_for_host(host.id).await? {
-            if matches!(
-                agent.state,
-                AgentState::HostOffline | AgentState::Undeployed | AgentState::Undeploying
-            ) {
-                continue;
-            }
+    /// Marks host offline the agents of every host not heard from since `silent_since`.
+    /// Agents already marked are not read again, so the work follows what changed, not
+    /// how many hosts are silent.
+    async fn mark_silent_hosts_offline(
+        &self,
+        silent_since: DateTime<Utc>,
+    ) -> Result<usize, PlatformError> {
+        let mut marked_per_host: BTreeMap<HostId, usize> = BTreeMap::new();
+        for agent in self.store.agents_of_silent_hosts(silent_since).await? {
             let next = self
                 .advance(&agent, &AgentEvent::HostLost, AgentUpdate::default())
                 .await?;
             if next.is_some_and(|next| next.state() == AgentState::HostOffline) {
-                marked += 1;
+                *marked_per_host.entry(agent.host).or_default() += 1;
             }
         }
-        if marked > 0 {
-            tracing::warn!(host = %host.id, agents = marked, "host went silent, its agents are marked host offline");
+        for (host, agents) in &marked_per_host {
+            tracing::warn!(host = %host, agents, "host went silent, its agents are marked host offline");
         }
-        Ok(marked)
+        Ok(marked_per_host.values().sum())
     }
 
     async fn expire_commands(

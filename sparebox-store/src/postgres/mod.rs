@@ -19,6 +19,7 @@ mod billing;
 mod listener;
 mod logs;
 mod moves;
+mod reports;
 mod rows;
 mod samples;
 mod store;

@@ -249,6 +249,32 @@ impl Store for PgStore {
         rows.iter().map(rows::host).collect()
     }
 
+    async fn count_hosts_heard_since(&self, since: DateTime<Utc>) -> StoreResult<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM hosts WHERE last_heartbeat_at >= $1")
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn agents_of_silent_hosts(
+        &self,
+        silent_since: DateTime<Utc>,
+    ) -> StoreResult<Vec<AgentRecord>> {
+        let sql = format!(
+            "SELECT {AGENT_COLUMNS} FROM agents \
+             WHERE state NOT IN ('host_offline', 'undeploying', 'undeployed') \
+             AND host IN (SELECT id FROM hosts WHERE last_heartbeat_at < $1) \
+             ORDER BY created_at, seq"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(silent_since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::agent).collect()
+    }
+
     async fn hosts_for_owner(&self, owner: AccountId) -> StoreResult<Vec<HostRecord>> {
         let sql =
             format!("SELECT {HOST_COLUMNS} FROM hosts WHERE owner = $1 ORDER BY created_at, seq");
@@ -332,6 +358,18 @@ impl Store for PgStore {
             return Err(not_found("host", host));
         }
         Ok(())
+    }
+
+    async fn record_heartbeat_reports(
+        &self,
+        host: HostId,
+        heartbeat: HostHeartbeat,
+        now: DateTime<Utc>,
+        reports: Vec<crate::ReportWrite>,
+        min_sample_interval: chrono::Duration,
+    ) -> StoreResult<Vec<AgentId>> {
+        self.write_heartbeat_reports(host, heartbeat, now, reports, min_sample_interval)
+            .await
     }
 
     async fn create_agent(
@@ -644,6 +682,10 @@ impl Store for PgStore {
         retention: crate::SampleRetention,
     ) -> StoreResult<bool> {
         self.insert_sample(sample, retention).await
+    }
+
+    async fn prune_agent_samples(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.delete_samples_before(before).await
     }
 
     async fn agent_samples(

@@ -13,6 +13,7 @@ mod backups;
 mod billing;
 mod logs;
 mod moves;
+mod reports;
 mod rows;
 mod samples;
 mod store;

@@ -10,6 +10,7 @@ mod hosts;
 mod logs;
 mod moves;
 mod races;
+mod reports;
 mod samples;
 
 pub use accounts::*;
@@ -22,6 +23,7 @@ pub use hosts::*;
 pub use logs::*;
 pub use moves::*;
 pub use races::*;
+pub use reports::*;
 pub use samples::*;
 
 use sparebox_core::{CommandId, CommandStatus};
