@@ -8,7 +8,11 @@
 //!   `i % 9` agents on host `i` (0 to 8, alternating Lite and Standard), hands over their
 //!   deploys and acknowledges them with running reports. It writes the host keys, agent ids
 //!   and the deployer's API token to `--keys`. Secrets are sealed with
-//!   `SPAREBOX_ENCRYPTION_KEY`, which the server must then be started with.
+//!   `SPAREBOX_ENCRYPTION_KEY`, which the server must then be started with. With `--fast`
+//!   only the first nine hosts (one per agent count) go through the platform; the others
+//!   are copies of them written in one SQL transaction by `sqlite3` or `psql` (which must
+//!   be installed), with their own ids, host keys, sealed secrets and names: the same
+//!   rows at thousands of hosts a second instead of about a hundred.
 //! - `run` reads that file and, for the first `--hosts` hosts, sends one heartbeat per host
 //!   every `--interval-ms` (phases spread evenly over the interval) to a running server for
 //!   `--duration-s`. Each heartbeat carries the host's hardware, a full status report with
@@ -20,11 +24,13 @@
 //!
 //! ```text
 //! SPAREBOX_ENCRYPTION_KEY=... heartbeat_load seed --database data/sparebox.db --hosts 10000 --keys keys.txt
+//! SPAREBOX_ENCRYPTION_KEY=... heartbeat_load seed --fast --database data/sparebox.db --hosts 100000 --keys keys.txt
 //! heartbeat_load run --server http://127.0.0.1:8080 --keys keys.txt --hosts 10000 --interval-ms 6000
 //! ```
 //!
 //! This is a benchmark, not a test: apart from the status check it asserts nothing.
 
+mod fast;
 mod payload;
 mod run;
 mod seed;
@@ -35,14 +41,18 @@ use std::collections::HashMap;
 struct Flags(HashMap<String, String>);
 
 impl Flags {
+    /// A flag followed by another flag or by nothing is a switch, set to `true`.
     fn parse(args: impl Iterator<Item = String>) -> Self {
         let mut map = HashMap::new();
-        let mut it = args;
+        let mut it = args.peekable();
         while let Some(flag) = it.next() {
             let name = flag
                 .strip_prefix("--")
                 .unwrap_or_else(|| panic!("expected a --flag, got {flag}"));
-            let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+            let value = match it.peek() {
+                Some(next) if !next.starts_with("--") => it.next().expect("peeked"),
+                _ => "true".to_owned(),
+            };
             map.insert(name.to_owned(), value);
         }
         Self(map)

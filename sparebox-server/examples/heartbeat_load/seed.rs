@@ -1,4 +1,5 @@
-//! Fills a fresh database with hosts and running agents through the platform logic.
+//! Fills a fresh database with hosts and running agents through the platform logic, or
+//! (with `--fast`) seeds a few template hosts that way and copies them in SQL.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -6,8 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use sparebox_core::AgentState;
-use sparebox_core::Secret;
+use sparebox_core::{AgentId, AgentState, HostId, Secret};
 use sparebox_protocol::{AckStatus, CommandAck, IsolationMode};
 use sparebox_server::{
     AccountRecord, AgentRequest, EncryptionKey, Keyring, Platform, PlatformConfig, SignUp,
@@ -15,7 +15,7 @@ use sparebox_server::{
 use sparebox_store::{AgentUpdate, HostHeartbeat, Store};
 
 use crate::payload::{self, SimAgent};
-use crate::Flags;
+use crate::{fast, Flags};
 
 /// Tasks registering hosts at once; SQLite serialises their writes, PostgreSQL does not.
 const WORKERS: u64 = 8;
@@ -23,10 +23,23 @@ const WORKERS: u64 = 8;
 pub async fn seed(flags: &Flags) {
     let hosts = flags.number("hosts", 1000);
     let keys_path = flags.text("keys", "keys.txt");
-    let store = open(&flags.text("database", "sparebox.db")).await;
+    let database = flags.text("database", "sparebox.db");
+    let fast_path = match flags.text("fast", "false").as_str() {
+        "true" => true,
+        "false" => false,
+        other => panic!("--fast is true or false, got {other:?}"),
+    };
+    // The fast path seeds one template host per agent count through the platform.
+    let through_platform = if fast_path {
+        hosts.min(fast::TEMPLATES)
+    } else {
+        hosts
+    };
+    let store = open(&database).await;
     let key = std::env::var("SPAREBOX_ENCRYPTION_KEY").expect("SPAREBOX_ENCRYPTION_KEY is set");
     let key = EncryptionKey::from_hex(&key).expect("SPAREBOX_ENCRYPTION_KEY is 64 hex digits");
-    let platform = Platform::new(store, PlatformConfig::default(), Keyring::new(key));
+    let keyring = Keyring::new(key);
+    let platform = Platform::new(store, PlatformConfig::default(), keyring.clone());
     let (account, _, token) = platform
         .sign_up(SignUp {
             email: format!("load-{}@example.com", std::process::id()),
@@ -43,23 +56,32 @@ pub async fn seed(flags: &Flags) {
         let (platform, account) = (platform.clone(), account.clone());
         workers.push(tokio::spawn(async move {
             let mut lines = Vec::new();
-            for i in (worker..hosts).step_by(WORKERS as usize) {
+            for i in (worker..through_platform).step_by(WORKERS as usize) {
                 lines.push((i, seed_host(&platform, &account, i).await));
             }
             lines
         }));
     }
-    let mut lines = Vec::new();
+    let mut seeded = Vec::new();
     for worker in workers {
-        lines.extend(worker.await.expect("seeding task"));
+        seeded.extend(worker.await.expect("seeding task"));
     }
-    lines.sort_by_key(|(i, _)| *i);
+    seeded.sort_by_key(|(i, _)| *i);
+    let mut seeded: Vec<SeededHost> = seeded.into_iter().map(|(_, host)| host).collect();
+    // Let go of the platform's connections before another client writes to the database.
+    drop(platform);
+    if fast_path && hosts > through_platform {
+        let copies = fast::replicate(&database, &keyring, &seeded, through_platform..hosts);
+        seeded.extend(copies);
+    }
 
-    let mut file = std::fs::File::create(&keys_path).expect("create keys file");
+    let mut file =
+        std::io::BufWriter::new(std::fs::File::create(&keys_path).expect("create keys file"));
     writeln!(file, "token {token}").expect("write keys file");
-    for (_, line) in &lines {
-        writeln!(file, "{line}").expect("write keys file");
+    for host in &seeded {
+        writeln!(file, "{}", host.line()).expect("write keys file");
     }
+    file.flush().expect("write keys file");
     let agents: u64 = (0..hosts).map(|i| i % 9).sum();
     eprintln!(
         "seeded {hosts} hosts and {agents} running agents in {:.1?}",
@@ -90,12 +112,26 @@ async fn open_postgres(_: &str) -> Arc<dyn Store> {
     panic!("built without PostgreSQL: add --features postgres")
 }
 
-/// Registers host `i` with `i % 9` agents and brings them to running; returns the keys
-/// file line `<host key> <agent id>,<agent id>...`. Hosts and agents are registered and
+/// A seeded host: what the keys file needs and what the fast path copies from.
+pub struct SeededHost {
+    pub id: HostId,
+    pub key: String,
+    pub agents: Vec<AgentId>,
+}
+
+impl SeededHost {
+    /// Its keys file line: `<host key> <agent id>,<agent id>...`.
+    pub fn line(&self) -> String {
+        let ids: Vec<String> = self.agents.iter().map(ToString::to_string).collect();
+        format!("{} {}", self.key, ids.join(","))
+    }
+}
+
+/// Registers host `i` with `i % 9` agents and brings them to running. Hosts and agents are registered and
 /// created through the platform; the daemon's side (hardware report, deploy ack, running
 /// report) is written straight to the store, which takes a third of the transactions that
 /// three real heartbeats would.
-async fn seed_host(platform: &Platform, account: &AccountRecord, i: u64) -> String {
+async fn seed_host(platform: &Platform, account: &AccountRecord, i: u64) -> SeededHost {
     let (_, key) = platform
         .register_host(account, &format!("load host {i}"))
         .await
@@ -146,7 +182,11 @@ async fn seed_host(platform: &Platform, account: &AccountRecord, i: u64) -> Stri
             ..AgentUpdate::default()
         };
         store.update_agent(agent.id, update).await.expect("running");
-        ids.push(agent.id.to_string());
+        ids.push(agent.id);
     }
-    format!("{key} {}", ids.join(","))
+    SeededHost {
+        id: host.id,
+        key,
+        agents: ids,
+    }
 }
