@@ -85,13 +85,13 @@ impl SqliteStore {
                 )
                 .bind(agent.to_string())
                 .bind(i64::from(hours))
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
             }
             None => {
                 sqlx::query("DELETE FROM backup_schedules WHERE agent = ?")
                     .bind(agent.to_string())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await
             }
         };

@@ -37,7 +37,7 @@ impl SqliteStore {
             .bind(&agent.sealed_secrets)
             .bind(i64::from(new.price_cents))
             .bind(micros(agent.created_at))
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await
             .map_err(|err| {
                 db_error(

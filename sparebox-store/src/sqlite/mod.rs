@@ -4,7 +4,9 @@
 //! (`migrations/sqlite/`) are applied at open. Every read-then-write operation runs in a
 //! `BEGIN IMMEDIATE` transaction, so it holds SQLite's single write lock from its first
 //! read: two stores on the same file (or two tasks on one store) cannot both take a host's
-//! last slot or deliver the same command.
+//! last slot or deliver the same command. Within one store every write goes through a
+//! single writing connection, queued in the pool rather than retried by SQLite's busy
+//! handler; reads use a pool of their own.
 //!
 //! Ids are stored as UUID text, timestamps as INTEGER microseconds since the Unix epoch
 //! (UTC), JSON as TEXT.
@@ -42,9 +44,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 /// How long a statement waits for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Connections per file-backed store. SQLite allows one writer at a time; the rest read
-/// concurrently thanks to WAL.
-const MAX_CONNECTIONS: u32 = 8;
+/// Reading connections per file-backed store; they read concurrently thanks to WAL.
+const READ_CONNECTIONS: u32 = 8;
 
 /// A [`crate::Store`] in a SQLite database.
 ///
@@ -53,7 +54,13 @@ const MAX_CONNECTIONS: u32 = 8;
 /// another `SqliteStore` opened on the same file.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
+    /// Connections for reads.
     pool: SqlitePool,
+    /// The one connection that writes. SQLite lets one connection write at a time; with
+    /// several trying, the losers sleep in SQLite's busy handler (for up to 100 ms a
+    /// try) while the lock is often free again within a millisecond. Queueing writers
+    /// for a single connection here hands the lock over as soon as it is released.
+    writer: SqlitePool,
     wakeups: broadcast::Sender<HostId>,
 }
 
@@ -76,12 +83,27 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        let open_error = |err| StoreError::Database(format!("open {}: {err}", path.display()));
+        // A connection to a local file does not go stale, so the pool's check before each
+        // use (a ping, one more hand-off to the connection's thread) only costs time.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await
+            .map_err(open_error)?;
+        MIGRATOR.run(&writer).await?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
+            .max_connections(READ_CONNECTIONS)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
-            .map_err(|err| StoreError::Database(format!("open {}: {err}", path.display())))?;
-        Self::migrated(pool).await
+            .map_err(open_error)?;
+        Ok(Self {
+            pool,
+            writer,
+            wakeups: wakeup::channel(),
+        })
     }
 
     /// A private in-memory database, for tests. It lives as long as the store (and its
@@ -101,12 +123,9 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options)
             .await?;
-        Self::migrated(pool).await
-    }
-
-    async fn migrated(pool: SqlitePool) -> StoreResult<Self> {
         MIGRATOR.run(&pool).await?;
         Ok(Self {
+            writer: pool.clone(),
             pool,
             wakeups: wakeup::channel(),
         })
@@ -114,7 +133,7 @@ impl SqliteStore {
 
     /// A transaction that holds the write lock from its start.
     async fn write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
 }
 

@@ -81,7 +81,7 @@ impl SqliteStore {
             .bind(micros(record.started_at))
             .bind(micros(record.updated_at))
             .bind(record.keep_stopped)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|err| {
                 db_error(
@@ -111,7 +111,7 @@ impl SqliteStore {
     pub(super) async fn remove_move(&self, agent: AgentId) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM agent_moves WHERE agent = ?")
             .bind(agent.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -106,7 +106,7 @@ impl SqliteStore {
     pub(super) async fn delete_samples_before(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM agent_samples WHERE at < ?")
             .bind(micros(before))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
     }

@@ -97,7 +97,7 @@ impl Store for SqliteStore {
         let row = sqlx::query(&sql)
             .bind(roles_text(&roles))
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?
             .ok_or_else(|| not_found("account", id))?;
         rows::account(&row)
@@ -138,7 +138,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM api_tokens WHERE id = ? AND account = ?")
             .bind(id.to_string())
             .bind(account.to_string())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -153,7 +153,7 @@ impl Store for SqliteStore {
         .bind(&new.csrf_hash)
         .bind(micros(new.created_at))
         .bind(micros(new.expires_at))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(|err| {
             db_error(
@@ -185,7 +185,7 @@ impl Store for SqliteStore {
     async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -193,7 +193,7 @@ impl Store for SqliteStore {
     async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(micros(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
     }
@@ -210,7 +210,7 @@ impl Store for SqliteStore {
             .bind(&new.key_hash)
             .bind(&new.key_prefix)
             .bind(micros(new.created_at))
-            .fetch_one(&self.pool)
+            .fetch_one(&self.writer)
             .await
             .map_err(|err| {
                 db_error(
@@ -295,7 +295,7 @@ impl Store for SqliteStore {
             .bind(&key_hash)
             .bind(&key_prefix)
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await
             .map_err(|err| {
                 db_error(
@@ -324,7 +324,7 @@ impl Store for SqliteStore {
             .bind(settings.max_agents.map(i64::from))
             .bind(&settings.region)
             .bind(id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?
             .ok_or_else(|| not_found("host", id))?;
         rows::host(&row)
@@ -346,7 +346,7 @@ impl Store for SqliteStore {
         .bind(&heartbeat.daemon_version)
         .bind(micros(now))
         .bind(host.to_string())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if done.rows_affected() == 0 {
             return Err(not_found("host", host));
@@ -664,7 +664,7 @@ impl Store for SqliteStore {
             .bind(event.kind.as_str())
             .bind(&event.message)
             .bind(micros(event.at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(|err| {
                 db_error(
