@@ -257,13 +257,17 @@ impl HostDaemon {
         }
     }
 
-    /// Quick heartbeats while commands run or acks wait. When idle: right away after a
-    /// long poll the server actually held (so a new command is picked up within about a
-    /// second), otherwise after the interval.
+    /// Quick heartbeats while commands run or acks wait. When idle and long polls are on:
+    /// right away after a long poll the server actually held (so a new command is picked
+    /// up within about a second), and right away after a heartbeat that did not ask to be
+    /// held (the daemon has just become idle: its last acks were confirmed), so the next
+    /// command does not wait a whole interval. Otherwise (long polls off, or a server that
+    /// answers them early) after the interval.
     fn next_delay(&self, interval: Duration, wait: Duration, held: Duration) -> Duration {
+        let long_polls = self.config.long_poll.min(interval).as_secs() > 0;
         if !self.is_idle() {
             self.config.busy_heartbeat_interval.min(interval)
-        } else if !wait.is_zero() && held >= wait / 2 {
+        } else if long_polls && (wait.is_zero() || held >= wait / 2) {
             Duration::ZERO
         } else {
             interval

@@ -520,3 +520,53 @@ async fn heartbeat_carries_the_slot_table_minus_running_agents() {
         "{before:?} -> {after:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn daemon_goes_back_to_long_polling_as_soon_as_its_acks_are_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(FakeRuntime::new());
+    let server = Arc::new(FakeServer::default());
+    let deploy = command(CommandKind::Deploy, AgentId::new_random());
+    server.script(Ok(response(vec![deploy.clone()], Vec::new())));
+    server.script(Ok(response(Vec::new(), vec![deploy.id])));
+
+    let started = tokio::time::Instant::now();
+    run_until(
+        dir.path(),
+        runtime,
+        server.clone(),
+        Arc::new(Probe(true)),
+        3,
+    )
+    .await
+    .unwrap();
+
+    // The deploy arrives on a long poll, the ack goes out on a quick heartbeat, and once
+    // the server confirms it the daemon long-polls again at once, not a whole
+    // interval (60 s) later, so the deployer's next command reaches it without delay.
+    let heartbeats = server.heartbeats();
+    assert_eq!(heartbeats[1].command_acks.len(), 1);
+    assert_eq!(heartbeats[1].wait_seconds, None);
+    assert!(heartbeats[2].command_acks.is_empty());
+    assert!(heartbeats[2].wait_seconds.is_some_and(|s| s > 0));
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_daemon_without_long_polls_heartbeats_once_an_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(FakeRuntime::new());
+    let server = Arc::new(FakeServer::default());
+    let mut config = crate::testing::config(dir.path());
+    config.long_poll = Duration::ZERO;
+
+    let started = tokio::time::Instant::now();
+    run_with(config, runtime, server.clone(), Arc::new(Probe(true)), 3)
+        .await
+        .unwrap();
+
+    assert!(server.heartbeats().iter().all(|h| h.wait_seconds.is_none()));
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(120), "{elapsed:?}");
+}
