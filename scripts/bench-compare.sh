@@ -10,6 +10,10 @@
 #                         comma-separated list runs each server once per interval
 #     --duration-s S      how long each run lasts (default 30)
 #     --rounds N          run the whole comparison N times, alternating servers (default 1)
+#     --silent-idle       no load instead: every host is left as silent as the seeding made
+#                         it (so the sweep marks all their agents host offline), and the
+#                         server's CPU is measured while idle over the duration, after a
+#                         first minute in which that marking happens
 #   SPAREBOX_ENCRYPTION_KEY   the key the database was seeded with (required)
 #   SPAREBOX_BENCH_LOAD       the heartbeat_load binary (default target/release/examples/heartbeat_load)
 #
@@ -25,11 +29,13 @@ set -euo pipefail
 interval_ms=60000
 duration_s=30
 rounds=1
+silent_idle=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --interval-ms) interval_ms="$2"; shift 2 ;;
     --duration-s) duration_s="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
+    --silent-idle) silent_idle=1; shift ;;
     --*) echo "unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
@@ -57,12 +63,26 @@ for round in $(seq 1 "$rounds"); do
     for bin in "${servers[@]}"; do
       rm -rf "$work/data"; mkdir -p "$work/data"
       sqlite3 "$seeded/sparebox.db" ".backup '$work/data/sparebox.db'"
-      now_us=$(( $(date +%s%N) / 1000 ))
-      sqlite3 "$work/data/sparebox.db" "UPDATE hosts SET last_heartbeat_at = $now_us"
+      if [ -z "$silent_idle" ]; then
+        now_us=$(( $(date +%s%N) / 1000 ))
+        sqlite3 "$work/data/sparebox.db" "UPDATE hosts SET last_heartbeat_at = $now_us"
+      fi
       (cd / && RUST_LOG=warn exec "$bin" --listen "127.0.0.1:$port" --data-dir "$work/data" \
         --database "$work/data/sparebox.db" >"$work/server.log" 2>&1) &
       server=$!
       for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+      if [ -n "$silent_idle" ]; then
+        sleep 60
+        before="$(cpu_ticks "$server")"
+        sleep "$duration_s"
+        after="$(cpu_ticks "$server")"
+        marked="$(sqlite3 "$work/data/sparebox.db" "SELECT COUNT(*) FROM agents WHERE state = 'host_offline'")"
+        echo "round $round, $bin, silent hosts, idle: $marked agents host offline"
+        awk -v t="$((after - before))" -v hz="$ticks" -v s="$duration_s" \
+          'BEGIN { printf "server CPU while idle: %.1f %% of a core\n", 100 * t / hz / s }'
+        kill "$server"; wait "$server" 2>/dev/null || true; server=""
+        continue
+      fi
       before="$(cpu_ticks "$server")"
       echo "round $round, $bin, every $interval ms, load average before:$(uptime | sed 's/.*load average://')"
       "$load" run --server "http://127.0.0.1:$port" --keys "$seeded/keys.txt" \

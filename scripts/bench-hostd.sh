@@ -147,6 +147,9 @@ for count in "${counts[@]}"; do
     stop_hostd
 done
 
+# Later sections of the file (other benchmarks' figures, each under a `## ` heading) are kept.
+later=""
+[ ! -f "$out" ] || later="$(awk '/^## /{keep=1} keep' "$out")"
 {
     echo "# sparebox-hostd footprint"
     echo
@@ -169,5 +172,6 @@ done
     printf '%s\n' "${rows[@]}"
     echo
     echo "Reproduce: \`scripts/bench-hostd.sh\` (or \`scripts/bench-hostd.sh 0 10 50\`)."
+    [ -z "$later" ] || printf '\n%s\n' "$later"
 } >"$out"
 say "wrote $out"
