@@ -11,10 +11,11 @@ port="${SPAREBOX_BENCH_PORT:-18080}"
 data="$(mktemp -d)"
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$data"' EXIT
 
+bin="${CARGO_TARGET_DIR:-target}/release"
 cargo build --release -q -p sparebox-server --bin sparebox-server --example delivery_latency
-RUST_LOG=warn target/release/sparebox-server --listen "127.0.0.1:$port" --data-dir "$data" \
+RUST_LOG=warn "$bin/sparebox-server" --listen "127.0.0.1:$port" --data-dir "$data" \
   --allow-generated-key >"$data/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-target/release/examples/delivery_latency --server "http://127.0.0.1:$port" \
+"$bin/examples/delivery_latency" --server "http://127.0.0.1:$port" \
   --hosts "$hosts" --agents 100 --commands "$commands"

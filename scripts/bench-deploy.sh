@@ -11,10 +11,9 @@
 # temporary directory and the real sparebox-hostd with the Docker runtime and debug logs in
 # JSON. The server asks for a heartbeat every SPAREBOX_BENCH_HEARTBEAT seconds (default 5);
 # an idle daemon long-polls for that long, and a new command answers the held heartbeat at
-# once. After a command the daemon waits one heartbeat interval before it long-polls again,
-# so each deploy is issued only once the daemon is idle again (interval + 1 s after the
-# previous undeploy was acked): the deploy meets a daemon in a long poll, as on a quiet
-# host. Each deploy is one Lite agent through the API (POST /api/v1/agents); the script
+# once. Each deploy is issued once the daemon is idle again (interval + 1 s after the
+# previous undeploy was acked; daemons before commit a64750b waited that long before
+# long-polling again): the deploy meets a daemon in a long poll, as on a quiet host. Each deploy is one Lite agent through the API (POST /api/v1/agents); the script
 # waits until the server has the command acked, then undeploys the agent and waits for
 # that too (the host has slots for 3 Lite agents on two cores). Deploys start at least
 # SPAREBOX_BENCH_PACE seconds apart (default 7) so the per-host limit on deploy bundles
@@ -149,8 +148,8 @@ for i in $(seq 1 "$runs"); do
     say "deploy $i: agent $agent acked"
     undeploy="$(api POST "/api/v1/agents/$agent/commands" '{"type": "undeploy"}' | jq -r .id)"
     wait_command "$undeploy"
-    # Back to idle: after its last busy heartbeat the daemon waits one interval before it
-    # long-polls again, and only a long poll is woken by a new command.
+    # Back to idle, so the next deploy meets the daemon in a long poll (daemons before
+    # commit a64750b took one interval after their last busy heartbeat to get there).
     sleep $((heartbeat + 1))
     rest=$((started + pace - $(date +%s)))
     [ "$rest" -le 0 ] || sleep "$rest"

@@ -33,6 +33,11 @@ impl PgStore {
         reports: Vec<ReportWrite>,
         min_sample_interval: chrono::Duration,
     ) -> StoreResult<Vec<AgentId>> {
+        if reports.is_empty() {
+            // A host without agents: one statement, no transaction needed.
+            crate::Store::record_heartbeat(self, host, heartbeat, now).await?;
+            return Ok(Vec::new());
+        }
         let hardware = to_json("hosts.hardware", &heartbeat.hardware)?;
         let mut encoded = Vec::with_capacity(reports.len());
         for write in &reports {
