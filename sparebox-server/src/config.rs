@@ -19,8 +19,14 @@ pub struct PlatformConfig {
     pub heartbeat_interval: Duration,
     /// The longest a heartbeat may be held open waiting for a command.
     pub max_heartbeat_wait: Duration,
-    /// Commands not acknowledged within this window expire.
+    /// Commands not acknowledged within this window expire. A delivered one expires then
+    /// only if its host has heartbeated since without acknowledging it; otherwise (its
+    /// host has not been able to reach the server since) after
+    /// [`PlatformConfig::delivered_command_expiry`].
     pub command_expiry: Duration,
+    /// The longest a delivered command waits for its host's acknowledgement while the host
+    /// is not heard from (a server outage, a host gone for good).
+    pub delivered_command_expiry: Duration,
     /// How long a deploy bundle stays valid after it is served (at most an hour: a daemon
     /// refuses longer-lived bundles).
     pub bundle_ttl: Duration,
@@ -123,6 +129,7 @@ impl Default for PlatformConfig {
             heartbeat_interval: Duration::from_secs(60),
             max_heartbeat_wait: Duration::from_secs(30),
             command_expiry: Duration::from_secs(5 * 60),
+            delivered_command_expiry: Duration::from_secs(24 * 60 * 60),
             bundle_ttl: Duration::from_secs(10 * 60),
             session_ttl: Duration::from_secs(14 * 24 * 60 * 60),
             secure_cookies: false,

@@ -225,6 +225,67 @@ async fn unacknowledged_deploy_expires_after_five_minutes_by_the_server_clock() 
     assert!(history[0].late_ack);
 }
 
+#[tokio::test]
+async fn deploy_delivered_before_an_outage_is_applied_when_its_host_returns_with_the_ack() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let platform = platform(clock.clone()).await;
+    let owner = sign_up(&platform).await;
+    let (host_view, key) = platform.register_host(&owner, "box").await.unwrap();
+    let host = platform.authenticate_host(&key).await.unwrap();
+    platform
+        .heartbeat(&host, heartbeat(vec![], vec![]))
+        .await
+        .unwrap();
+    let (agent, command) = platform
+        .create_agent(
+            &owner,
+            AgentRequest {
+                host_id: host_view.id,
+                tier: "lite".into(),
+                name: "a".into(),
+                openclaw_config: None,
+                workspace_files: vec![],
+                secrets: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let delivered = platform
+        .heartbeat(&host, heartbeat(vec![], vec![]))
+        .await
+        .unwrap();
+    assert_eq!(delivered.response.commands[0].id, command.id);
+
+    // The host carries the deploy out but cannot reach the server for ten minutes; the
+    // sweep keeps running meanwhile.
+    for _ in 0..10 {
+        clock.advance(Duration::from_secs(60));
+        assert!(platform.sweep().await.unwrap().expired.is_empty());
+    }
+    let running = AgentStatusReport::new(agent.id, RuntimeStatus::Running);
+    platform
+        .heartbeat(
+            &host,
+            heartbeat(
+                vec![running],
+                vec![CommandAck {
+                    id: command.id,
+                    status: AckStatus::Acked,
+                    error: None,
+                }],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        platform.owned_agent(&owner, agent.id).await.unwrap().state,
+        AgentState::Running
+    );
+    let history = platform.agent_commands(&owner, agent.id).await.unwrap();
+    assert_eq!(history[0].status, sparebox_core::CommandStatus::Acked);
+    assert!(!history[0].late_ack);
+}
+
 /// Creates a Standard agent on `host` and has the host deploy it and report it running.
 async fn running_agent(
     platform: &Platform,

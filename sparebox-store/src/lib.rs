@@ -372,14 +372,22 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<AckOutcome>;
 
-    /// Expires every pending or sent command created before `cutoff`; returns them, oldest
-    /// first.
+    /// Expires every pending command created before `cutoff`, and every sent one created
+    /// before `cutoff` whose host has heartbeated since it was sent (so it had the chance
+    /// to answer and did not) or that was created before `delivered_cutoff` (an earlier
+    /// time) whatever its host did; returns them, oldest first. A command delivered just
+    /// before the server became unreachable thus waits for its host's ack when the server
+    /// is back, instead of expiring unanswered while the host could not reach it.
     ///
-    /// `cutoff` is compared with the `created_at` the caller stored, so both come from the
+    /// Both cutoffs are compared with the `created_at` the caller stored, so both come from the
     /// server's clock (never a host's). The PostgreSQL backend does not substitute the
     /// database's clock: `created_at` values come from the replicas, so replicas should keep
     /// their clocks synchronised (NTP), and any replica may run expiry.
-    async fn expire_commands(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<CommandRecord>>;
+    async fn expire_commands(
+        &self,
+        cutoff: DateTime<Utc>,
+        delivered_cutoff: DateTime<Utc>,
+    ) -> StoreResult<Vec<CommandRecord>>;
 
     /// One command.
     async fn command(&self, id: CommandId) -> StoreResult<Option<CommandRecord>>;

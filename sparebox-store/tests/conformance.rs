@@ -85,6 +85,7 @@ conformance! {
         late_ack_is_recorded_without_changing_an_expired_command,
         expiry_takes_only_open_commands_created_before_the_cutoff,
         expired_command_is_not_redelivered,
+        delivered_command_waits_for_its_silent_host_until_the_delivered_cutoff,
         commands_for_agent_are_newest_first_and_limited,
         recent_commands_for_host_match_each_agents_latest,
         events_are_listed_newest_first_and_limited,

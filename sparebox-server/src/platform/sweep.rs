@@ -58,7 +58,10 @@ impl Platform {
     ) -> Result<Vec<CommandRecord>, PlatformError> {
         let expired = self
             .store
-            .expire_commands(now - chrono_duration(self.config.command_expiry))
+            .expire_commands(
+                now - chrono_duration(self.config.command_expiry),
+                now - chrono_duration(self.config.delivered_command_expiry),
+            )
             .await?;
         for command in &expired {
             tracing::info!(command = %command.id, agent = %command.agent, kind = %command.kind, "command expired");

@@ -571,13 +571,20 @@ impl Store for PgStore {
         Ok(outcome)
     }
 
-    async fn expire_commands(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<CommandRecord>> {
+    async fn expire_commands(
+        &self,
+        cutoff: DateTime<Utc>,
+        delivered_cutoff: DateTime<Utc>,
+    ) -> StoreResult<Vec<CommandRecord>> {
         let mut tx = self.pool.begin().await?;
         let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT id FROM agent_commands \
-             WHERE status IN ('pending', 'sent') AND created_at < $1 \
-             ORDER BY created_at, seq FOR UPDATE",
+             WHERE (status = 'pending' OR (status = 'sent' AND (created_at < $1 \
+             OR EXISTS (SELECT 1 FROM hosts h WHERE h.id = agent_commands.host \
+             AND h.last_heartbeat_at > agent_commands.sent_at)))) AND created_at < $2 \
+             ORDER BY created_at, seq FOR UPDATE OF agent_commands",
         )
+        .bind(delivered_cutoff)
         .bind(cutoff)
         .fetch_all(&mut *tx)
         .await?;

@@ -29,6 +29,12 @@ use crate::{
     NewSession, Role, SessionRecord, Store, StoreError, StoreResult,
 };
 
+/// The commands [`Store::expire_commands`] takes; binds the delivered cutoff, then the
+/// cutoff.
+const EXPIRABLE: &str = "(status = 'pending' OR (status = 'sent' AND (created_at < ? \
+     OR EXISTS (SELECT 1 FROM hosts h WHERE h.id = agent_commands.host \
+     AND h.last_heartbeat_at > agent_commands.sent_at)))) AND created_at < ?";
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_account(
@@ -577,13 +583,18 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
-    async fn expire_commands(&self, cutoff: DateTime<Utc>) -> StoreResult<Vec<CommandRecord>> {
+    async fn expire_commands(
+        &self,
+        cutoff: DateTime<Utc>,
+        delivered_cutoff: DateTime<Utc>,
+    ) -> StoreResult<Vec<CommandRecord>> {
         let mut tx = self.write().await?;
         let sql = format!(
-            "SELECT {COMMAND_COLUMNS} FROM agent_commands \
-             WHERE status IN ('pending', 'sent') AND created_at < ? ORDER BY created_at, rowid"
+            "SELECT {COMMAND_COLUMNS} FROM agent_commands WHERE {EXPIRABLE} \
+             ORDER BY created_at, rowid"
         );
         let rows = sqlx::query(&sql)
+            .bind(micros(delivered_cutoff))
             .bind(micros(cutoff))
             .fetch_all(&mut *tx)
             .await?;
@@ -591,10 +602,11 @@ impl Store for SqliteStore {
             .iter()
             .map(rows::command)
             .collect::<StoreResult<Vec<_>>>()?;
-        sqlx::query(
-            "UPDATE agent_commands SET status = 'expired' \
-             WHERE status IN ('pending', 'sent') AND created_at < ?",
-        )
+        // Under the write lock the same condition picks the same rows.
+        sqlx::query(&format!(
+            "UPDATE agent_commands SET status = 'expired' WHERE {EXPIRABLE}"
+        ))
+        .bind(micros(delivered_cutoff))
         .bind(micros(cutoff))
         .execute(&mut *tx)
         .await?;

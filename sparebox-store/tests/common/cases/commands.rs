@@ -280,7 +280,12 @@ pub async fn late_ack_is_recorded_without_changing_an_expired_command<B: Backend
         .deliver_commands(world.host.id, at(12), 10)
         .await
         .unwrap();
-    world.store.expire_commands(at(400)).await.unwrap();
+    world
+        .store
+        .record_heartbeat(world.host.id, heartbeat(hardware(64, 16)), at(20))
+        .await
+        .unwrap();
+    world.store.expire_commands(at(400), at(0)).await.unwrap();
 
     let outcome = world
         .store
@@ -324,8 +329,14 @@ pub async fn expiry_takes_only_open_commands_created_before_the_cutoff<B: Backen
         .unwrap();
     let pending = world.enqueue(&agent, CommandKind::UpdateConfig, 20).await;
     let at_cutoff = world.enqueue(&agent, CommandKind::Stop, 100).await;
+    // The host was heard from after the deliveries without acking the deploy.
+    world
+        .store
+        .record_heartbeat(world.host.id, heartbeat(hardware(64, 16)), at(30))
+        .await
+        .unwrap();
 
-    let expired = world.store.expire_commands(at(100)).await.unwrap();
+    let expired = world.store.expire_commands(at(100), at(0)).await.unwrap();
 
     let ids: Vec<_> = expired.iter().map(|c| c.id).collect();
     assert_eq!(ids, vec![sent.id, pending.id]);
@@ -344,7 +355,7 @@ pub async fn expiry_takes_only_open_commands_created_before_the_cutoff<B: Backen
     );
     assert!(world
         .store
-        .expire_commands(at(100))
+        .expire_commands(at(100), at(0))
         .await
         .unwrap()
         .is_empty());
@@ -353,7 +364,7 @@ pub async fn expiry_takes_only_open_commands_created_before_the_cutoff<B: Backen
 pub async fn expired_command_is_not_redelivered<B: Backend>(backend: &B) {
     let world = World::new(backend.open().await).await;
     world.deploy(10).await;
-    world.store.expire_commands(at(400)).await.unwrap();
+    world.store.expire_commands(at(400), at(0)).await.unwrap();
 
     assert!(world
         .store
@@ -418,4 +429,63 @@ pub async fn recent_commands_for_host_match_each_agents_latest<B: Backend>(backe
         .await
         .unwrap()
         .is_empty());
+}
+
+pub async fn delivered_command_waits_for_its_silent_host_until_the_delivered_cutoff<B: Backend>(
+    backend: &B,
+) {
+    let world = World::new(backend.open().await).await;
+    let (agent, deploy) = world.deploy(10).await;
+    world
+        .store
+        .deliver_commands(world.host.id, at(12), 10)
+        .await
+        .unwrap();
+    // The host's last heartbeat is the one the deploy was delivered on.
+    world
+        .store
+        .record_heartbeat(world.host.id, heartbeat(hardware(64, 16)), at(12))
+        .await
+        .unwrap();
+    let pending = world.enqueue(&agent, CommandKind::UpdateConfig, 20).await;
+
+    // Long past the cutoff, but the host has not been heard from since: only the
+    // undelivered command expires.
+    let expired = world.store.expire_commands(at(400), at(0)).await.unwrap();
+    assert_eq!(
+        expired.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![pending.id]
+    );
+    assert_eq!(
+        status_of(&world.store, deploy.id).await,
+        CommandStatus::Sent
+    );
+
+    // Its ack when the host is back applies as usual.
+    let outcome = world
+        .store
+        .record_ack(world.host.id, &ack(deploy.id), at(450))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, AckOutcome::Applied(_)), "{outcome:?}");
+
+    // Another delivered command of a host that never comes back expires at the
+    // delivered cutoff.
+    let stop = world.enqueue(&agent, CommandKind::Stop, 460).await;
+    world
+        .store
+        .deliver_commands(world.host.id, at(461), 10)
+        .await
+        .unwrap();
+    assert!(world
+        .store
+        .expire_commands(at(900), at(400))
+        .await
+        .unwrap()
+        .is_empty());
+    let expired = world.store.expire_commands(at(900), at(461)).await.unwrap();
+    assert_eq!(
+        expired.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![stop.id]
+    );
 }
