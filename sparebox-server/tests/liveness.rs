@@ -149,10 +149,18 @@ async fn silent_host_goes_offline_and_its_agents_recover_when_it_returns() {
     assert_eq!(platform.sweep().await.unwrap().hosts_online, 1);
 }
 
-#[tokio::test]
-async fn unacknowledged_deploy_expires_after_five_minutes_by_the_server_clock() {
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let platform = platform(clock.clone()).await;
+/// A platform on `clock` with one heartbeating host and a Lite agent whose deploy is queued
+/// for it, not yet delivered.
+async fn host_with_queued_deploy(
+    clock: Arc<ManualClock>,
+) -> (
+    Platform,
+    AccountRecord,
+    sparebox_store::HostRecord,
+    sparebox_server::AgentView,
+    sparebox_store::CommandRecord,
+) {
+    let platform = platform(clock).await;
     let owner = sign_up(&platform).await;
     let (host_view, key) = platform.register_host(&owner, "box").await.unwrap();
     let host = platform.authenticate_host(&key).await.unwrap();
@@ -174,6 +182,13 @@ async fn unacknowledged_deploy_expires_after_five_minutes_by_the_server_clock() 
         )
         .await
         .unwrap();
+    (platform, owner, host, agent, command)
+}
+
+#[tokio::test]
+async fn unacknowledged_deploy_expires_after_five_minutes_by_the_server_clock() {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let (platform, owner, host, agent, command) = host_with_queued_deploy(clock.clone()).await;
     platform
         .heartbeat(&host, heartbeat(vec![], vec![]))
         .await
@@ -228,28 +243,7 @@ async fn unacknowledged_deploy_expires_after_five_minutes_by_the_server_clock() 
 #[tokio::test]
 async fn deploy_delivered_before_an_outage_is_applied_when_its_host_returns_with_the_ack() {
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let platform = platform(clock.clone()).await;
-    let owner = sign_up(&platform).await;
-    let (host_view, key) = platform.register_host(&owner, "box").await.unwrap();
-    let host = platform.authenticate_host(&key).await.unwrap();
-    platform
-        .heartbeat(&host, heartbeat(vec![], vec![]))
-        .await
-        .unwrap();
-    let (agent, command) = platform
-        .create_agent(
-            &owner,
-            AgentRequest {
-                host_id: host_view.id,
-                tier: "lite".into(),
-                name: "a".into(),
-                openclaw_config: None,
-                workspace_files: vec![],
-                secrets: Default::default(),
-            },
-        )
-        .await
-        .unwrap();
+    let (platform, owner, host, agent, command) = host_with_queued_deploy(clock.clone()).await;
     let delivered = platform
         .heartbeat(&host, heartbeat(vec![], vec![]))
         .await

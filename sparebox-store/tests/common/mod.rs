@@ -200,6 +200,14 @@ impl<S: Store + Clone> World<S> {
             .expect("create agent")
     }
 
+    /// Records a heartbeat of the host at `secs`.
+    pub async fn heartbeat_at(&self, secs: i64) {
+        self.store
+            .record_heartbeat(self.host.id, heartbeat(hardware(64, 16)), at(secs))
+            .await
+            .expect("heartbeat");
+    }
+
     /// Queues a command of `kind` for `agent` at `secs`.
     pub async fn enqueue(
         &self,

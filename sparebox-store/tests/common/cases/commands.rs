@@ -280,11 +280,7 @@ pub async fn late_ack_is_recorded_without_changing_an_expired_command<B: Backend
         .deliver_commands(world.host.id, at(12), 10)
         .await
         .unwrap();
-    world
-        .store
-        .record_heartbeat(world.host.id, heartbeat(hardware(64, 16)), at(20))
-        .await
-        .unwrap();
+    world.heartbeat_at(20).await;
     world.store.expire_commands(at(400), at(0)).await.unwrap();
 
     let outcome = world
@@ -330,11 +326,7 @@ pub async fn expiry_takes_only_open_commands_created_before_the_cutoff<B: Backen
     let pending = world.enqueue(&agent, CommandKind::UpdateConfig, 20).await;
     let at_cutoff = world.enqueue(&agent, CommandKind::Stop, 100).await;
     // The host was heard from after the deliveries without acking the deploy.
-    world
-        .store
-        .record_heartbeat(world.host.id, heartbeat(hardware(64, 16)), at(30))
-        .await
-        .unwrap();
+    world.heartbeat_at(30).await;
 
     let expired = world.store.expire_commands(at(100), at(0)).await.unwrap();
 
@@ -442,11 +434,7 @@ pub async fn delivered_command_waits_for_its_silent_host_until_the_delivered_cut
         .await
         .unwrap();
     // The host's last heartbeat is the one the deploy was delivered on.
-    world
-        .store
-        .record_heartbeat(world.host.id, heartbeat(hardware(64, 16)), at(12))
-        .await
-        .unwrap();
+    world.heartbeat_at(12).await;
     let pending = world.enqueue(&agent, CommandKind::UpdateConfig, 20).await;
 
     // Long past the cutoff, but the host has not been heard from since: only the
