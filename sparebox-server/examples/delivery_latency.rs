@@ -3,9 +3,10 @@
 //! Simulates `--hosts` daemons, each holding a heartbeat open (`waitSeconds`), against a
 //! running server (`--server`, e.g. the release binary started by
 //! `scripts/bench-delivery.sh`). A deployer then queues `--commands` stop/start commands,
-//! one every `--interval-ms`, on agents spread over the hosts, and the time from the API
-//! call's return to the moment the held heartbeat delivers that command is recorded.
-//! Prints p50, p99 and max. This is a benchmark, not a test: it asserts nothing.
+//! one every `--interval-ms`, on agents spread over the hosts, and the time from the start
+//! of the deployer's API call to the moment a held heartbeat delivers that command is
+//! recorded. Prints p50, p99 and max, and how many commands no daemon had received five
+//! seconds after the last was queued. This is a benchmark, not a test: it asserts nothing.
 //!
 //! ```text
 //! cargo run --release -p sparebox-server --example delivery_latency -- \
@@ -84,17 +85,17 @@ async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -
     body
 }
 
-/// Command id → when the deployer's request returned.
-type Sent = Arc<Mutex<HashMap<String, Instant>>>;
+/// Command id → when a daemon received it. Daemons record every command they receive, so
+/// a command delivered before the deployer has read its own API answer is still counted.
+type Received = Arc<Mutex<HashMap<String, Instant>>>;
 
-/// One simulated daemon: long-polls forever, acks what it receives, records latencies.
+/// One simulated daemon: long-polls forever, acks what it receives, records when.
 async fn daemon(
     client: reqwest::Client,
     base: String,
     key: String,
     wait: u32,
-    sent: Sent,
-    latencies: Arc<Mutex<Vec<Duration>>>,
+    received_log: Received,
 ) {
     let mut acks: Vec<String> = Vec::new();
     loop {
@@ -104,7 +105,6 @@ async fn daemon(
             .json(&heartbeat_body(&acks, Some(wait)))
             .send()
             .await;
-        let received = Instant::now();
         let Ok(response) = response else {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
@@ -113,15 +113,15 @@ async fn daemon(
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         };
+        let received = Instant::now();
         acks.clear();
         for command in body["commands"].as_array().into_iter().flatten() {
             let id = command["id"].as_str().unwrap_or_default().to_owned();
-            if let Some(at) = sent.lock().unwrap().remove(&id) {
-                latencies
-                    .lock()
-                    .unwrap()
-                    .push(received.saturating_duration_since(at));
-            }
+            received_log
+                .lock()
+                .unwrap()
+                .entry(id.clone())
+                .or_insert(received);
             acks.push(id);
         }
     }
@@ -202,16 +202,14 @@ async fn main() {
     }
 
     eprintln!("{} daemons long-polling", args.hosts);
-    let sent: Sent = Arc::default();
-    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let received: Received = Arc::default();
     for (_, key) in &hosts {
         tokio::spawn(daemon(
             client.clone(),
             base.clone(),
             key.clone(),
             args.wait_seconds,
-            sent.clone(),
-            latencies.clone(),
+            received.clone(),
         ));
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -220,6 +218,8 @@ async fn main() {
         "queueing {} commands, one every {:?}",
         args.commands, args.interval
     );
+    // Command id and when the deployer's call started.
+    let mut sent: Vec<(String, Instant)> = Vec::with_capacity(args.commands);
     for i in 0..args.commands {
         let agent = &agents[i % agents.len()];
         // Alternate per agent so consecutive commands never supersede each other.
@@ -228,6 +228,7 @@ async fn main() {
         } else {
             "start"
         };
+        let issued = Instant::now();
         let response = client
             .post(format!("{base}/api/v1/agents/{agent}/commands"))
             .bearer_auth(&token)
@@ -235,18 +236,21 @@ async fn main() {
             .send()
             .await
             .unwrap();
-        let returned = Instant::now();
         let body: Value = response.json().await.unwrap();
         if let Some(id) = body["id"].as_str() {
-            sent.lock().unwrap().insert(id.to_owned(), returned);
+            sent.push((id.to_owned(), issued));
         }
         tokio::time::sleep(args.interval).await;
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    let mut measured = latencies.lock().unwrap().clone();
+    let received = received.lock().unwrap().clone();
+    let mut measured: Vec<Duration> = sent
+        .iter()
+        .filter_map(|(id, issued)| received.get(id).map(|at| at.duration_since(*issued)))
+        .collect();
     measured.sort();
-    let lost = sent.lock().unwrap().len();
+    let lost = sent.len() - measured.len();
     if measured.is_empty() {
         println!("no command was delivered");
         return;
