@@ -40,6 +40,19 @@ impl Backoff {
         half + rand::thread_rng().gen_range(Duration::ZERO..=step - half)
     }
 
+    /// The wait before the next attempt, after one more failure, when the server asked for
+    /// at least `hint`: the longer of the usual step and `hint` (at most the cap, so a
+    /// hostile or mistaken server cannot park the daemon), plus up to half of it at random,
+    /// so hosts refused together do not all return together.
+    pub fn next_delay_at_least(&mut self, hint: Duration) -> Duration {
+        let hint = hint.min(self.cap);
+        let delay = self.next_delay();
+        if delay >= hint {
+            return delay;
+        }
+        hint + rand::thread_rng().gen_range(Duration::ZERO..=hint / 2)
+    }
+
     /// Back to the start after a success.
     pub fn reset(&mut self) {
         self.failures = 0;
@@ -61,6 +74,22 @@ mod tests {
         }
         let late = backoff.next_delay();
         assert!(late >= Duration::from_secs(30), "{late:?}");
+    }
+
+    #[test]
+    fn a_server_hint_lengthens_the_wait_up_to_the_cap() {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        for _ in 0..20 {
+            let delay = backoff.next_delay_at_least(Duration::from_secs(10));
+            // Ten to fifteen seconds while the usual step is shorter, then the step itself.
+            assert!(delay >= Duration::from_secs(10), "{delay:?}");
+            assert!(delay <= Duration::from_secs(60), "{delay:?}");
+        }
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        let capped = backoff.next_delay_at_least(Duration::from_secs(86_400));
+        assert!(capped >= Duration::from_secs(60), "{capped:?}");
+        assert!(capped <= Duration::from_secs(90), "{capped:?}");
+        assert_eq!(backoff.failures(), 1);
     }
 
     #[test]

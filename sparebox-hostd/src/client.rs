@@ -28,6 +28,17 @@ pub enum ClientError {
         /// The server's message, or the start of the body when it had none.
         message: String,
     },
+    /// The server is busy or rate-limiting this host (429 or 503) and said when to retry.
+    #[error("server answered {status} (retry in {} s): {message}", retry_after.as_secs())]
+    RetryLater {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message.
+        message: String,
+        /// How long the server asked the daemon to wait (its `Retry-After`, in whole
+        /// seconds).
+        retry_after: Duration,
+    },
     /// The server could not be reached, or the connection broke.
     #[error("server unreachable: {0}")]
     Network(String),
@@ -40,7 +51,7 @@ impl ClientError {
     /// Whether retrying later may succeed (network trouble, 5xx, 429).
     pub fn is_transient(&self) -> bool {
         match self {
-            ClientError::Network(_) => true,
+            ClientError::Network(_) | ClientError::RetryLater { .. } => true,
             ClientError::Status { status, .. } => *status >= 500 || *status == 429,
             ClientError::Unauthorized { .. } | ClientError::Decode(_) => false,
         }
@@ -158,8 +169,9 @@ impl HttpServerApi {
         if status.is_success() {
             return Ok(response);
         }
+        let retry_after = retry_after(&response);
         let body = read_capped(response, MAX_COMMAND_BYTES).await?;
-        Err(status_error(status, &body))
+        Err(status_error(status, retry_after, &body))
     }
 
     async fn send<T: serde::de::DeserializeOwned>(
@@ -175,22 +187,40 @@ impl HttpServerApi {
             .await
             .map_err(|err| ClientError::Network(without_url(err)))?;
         let status = response.status();
+        let retry_after = retry_after(&response);
         let body = read_capped(response, limit).await?;
         if status.is_success() {
             return serde_json::from_slice(&body)
                 .map_err(|err| ClientError::Decode(err.to_string()));
         }
-        Err(status_error(status, &body))
+        Err(status_error(status, retry_after, &body))
     }
 }
 
-/// The error for a non-success `status` with its `body`.
-fn status_error(status: StatusCode, body: &[u8]) -> ClientError {
+/// A response's `Retry-After` in whole seconds; the HTTP-date form, which the Sparebox
+/// server never sends, is ignored.
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    let seconds: u64 = value.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds))
+}
+
+/// The error for a non-success `status` with its `Retry-After` and `body`.
+fn status_error(status: StatusCode, retry_after: Option<Duration>, body: &[u8]) -> ClientError {
     let message = error_message(body);
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         return ClientError::Unauthorized {
             status: status.as_u16(),
             message,
+        };
+    }
+    if let (StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE, Some(retry_after)) =
+        (status, retry_after)
+    {
+        return ClientError::RetryLater {
+            status: status.as_u16(),
+            message,
+            retry_after,
         };
     }
     ClientError::Status {
@@ -368,6 +398,12 @@ mod tests {
             message: String::new(),
         };
         assert!(status(503).is_transient());
+        assert!(ClientError::RetryLater {
+            status: 503,
+            message: String::new(),
+            retry_after: Duration::from_secs(10),
+        }
+        .is_transient());
         assert!(!status(404).is_transient());
         let unauthorized = ClientError::Unauthorized {
             status: 401,

@@ -226,7 +226,12 @@ impl HostDaemon {
                     return Err(DaemonError::Unauthorized(err));
                 }
                 Err(err) => {
-                    let delay = backoff.next_delay();
+                    let delay = match &err {
+                        ClientError::RetryLater { retry_after, .. } => {
+                            backoff.next_delay_at_least(*retry_after)
+                        }
+                        _ => backoff.next_delay(),
+                    };
                     if backoff.failures() == 1 {
                         warn!(error = %err, retry_in = ?delay, "heartbeat failed; retrying with backoff");
                     } else {

@@ -19,6 +19,14 @@ pub struct PlatformConfig {
     pub heartbeat_interval: Duration,
     /// The longest a heartbeat may be held open waiting for a command.
     pub max_heartbeat_wait: Duration,
+    /// How many heartbeats are processed at once (a held heartbeat waiting for a command
+    /// does not count). More wait their turn, in arrival order.
+    pub heartbeat_concurrency: usize,
+    /// The longest a heartbeat waits for its turn before it is refused with
+    /// [`crate::ErrorCode::Unavailable`] (HTTP 503 with `Retry-After`). Refusing early
+    /// keeps an overloaded server answering the heartbeats it does take promptly, instead of
+    /// queueing connections until it runs out of them.
+    pub heartbeat_queue_timeout: Duration,
     /// Commands not acknowledged within this window expire. A delivered one expires then
     /// only if its host has heartbeated since without acknowledging it; otherwise (its
     /// host has not been able to reach the server since) after
@@ -128,6 +136,8 @@ impl Default for PlatformConfig {
             reserve: Reserve::default(),
             heartbeat_interval: Duration::from_secs(60),
             max_heartbeat_wait: Duration::from_secs(30),
+            heartbeat_concurrency: 64,
+            heartbeat_queue_timeout: Duration::from_secs(2),
             command_expiry: Duration::from_secs(5 * 60),
             delivered_command_expiry: Duration::from_secs(24 * 60 * 60),
             bundle_ttl: Duration::from_secs(10 * 60),

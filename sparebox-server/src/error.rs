@@ -25,6 +25,8 @@ pub enum ErrorCode {
     BadGateway,
     /// Something failed inside the server; details are in its log.
     Internal,
+    /// The server is too busy to take the request now; retry after the time it gives.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -41,6 +43,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::BadGateway => "bad_gateway",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }

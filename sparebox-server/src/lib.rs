@@ -65,7 +65,7 @@ pub use platform::{
 pub use platform::{
     AgentRequest, BackupList, ConfigUpdate, HeartbeatOutcome, HostFilter, HostSettingsRequest,
     Platform, RotationReport, SessionStart, SignIn, SignUp, SweepSummary, WebhookResult,
-    MAX_BACKUP_INTERVAL_HOURS,
+    BUSY_RETRY_AFTER_SECS, MAX_BACKUP_INTERVAL_HOURS,
 };
 pub use secrets::ALLOWED_SECRET_NAMES;
 pub use sparebox_core::crypto::{EncryptionKey, Keyring};

@@ -28,6 +28,8 @@ struct Shared {
     latencies_us: Mutex<Vec<u32>>,
     ok: AtomicU64,
     failed: AtomicU64,
+    /// Failed heartbeats the server refused as too busy (503), counted in `failed` too.
+    busy: AtomicU64,
     commands_received: AtomicU64,
     hosts_last_ok: AtomicU64,
     first_error: Mutex<Option<String>>,
@@ -52,6 +54,7 @@ pub async fn run(flags: &Flags) -> bool {
         latencies_us: Mutex::new(Vec::new()),
         ok: AtomicU64::new(0),
         failed: AtomicU64::new(0),
+        busy: AtomicU64::new(0),
         commands_received: AtomicU64::new(0),
         hosts_last_ok: AtomicU64::new(0),
         first_error: Mutex::new(None),
@@ -87,9 +90,10 @@ pub async fn run(flags: &Flags) -> bool {
     latencies.sort_unstable();
     let ok = shared.ok.load(Ordering::Relaxed);
     let failed = shared.failed.load(Ordering::Relaxed);
+    let busy = shared.busy.load(Ordering::Relaxed);
     println!(
         "hosts={host_count} agents={} interval={interval:?} duration={duration:?} heartbeats_ok={ok} \
-         heartbeats_failed={failed} rate={:.0}/s p50={} p99={} max={} commands_queued={queued} \
+         heartbeats_failed={failed} (busy={busy}) rate={:.0}/s p50={} p99={} max={} commands_queued={queued} \
          commands_refused={refused} commands_delivered={} hosts_last_heartbeat_ok={}/{host_count}",
         agents.len(),
         ok as f64 / wall.as_secs_f64(),
@@ -159,6 +163,9 @@ async fn host_loop(shared: Arc<Shared>, mut host: SimHost, first: Instant) {
             Err(error) => {
                 last_ok = false;
                 shared.failed.fetch_add(1, Ordering::Relaxed);
+                if error.starts_with("503") {
+                    shared.busy.fetch_add(1, Ordering::Relaxed);
+                }
                 shared.first_error.lock().unwrap().get_or_insert(error);
             }
         }

@@ -38,6 +38,8 @@ pub struct Metrics {
     registry: Registry,
     /// Heartbeats handled.
     pub heartbeats: Counter,
+    /// Heartbeats refused because the server was too busy to take them in time.
+    pub heartbeats_refused_busy: Counter,
     /// Commands by type and outcome.
     pub commands: Family<CommandLabels, Counter>,
     /// Hosts whose last heartbeat is recent.
@@ -52,6 +54,12 @@ impl Metrics {
         let mut registry = Registry::with_prefix("sparebox");
         let heartbeats = Counter::default();
         registry.register("heartbeats", "Heartbeats handled", heartbeats.clone());
+        let heartbeats_refused_busy = Counter::default();
+        registry.register(
+            "heartbeats_refused_busy",
+            "Heartbeats refused because the server was too busy to take them in time",
+            heartbeats_refused_busy.clone(),
+        );
         let commands = Family::<CommandLabels, Counter>::default();
         registry.register("commands", "Commands by type and outcome", commands.clone());
         let hosts_online = Gauge::default();
@@ -71,6 +79,7 @@ impl Metrics {
         Self {
             registry,
             heartbeats,
+            heartbeats_refused_busy,
             commands,
             hosts_online,
             request_seconds,

@@ -10,6 +10,7 @@ use sparebox_protocol::HeartbeatRequest;
 
 use super::auth::{Account, Host};
 use super::{ApiError, AppState};
+use crate::error::ErrorCode;
 use crate::platform::{AgentRequest, ConfigUpdate};
 use crate::{AgentView, PlatformError};
 
@@ -53,7 +54,15 @@ pub async fn heartbeat(
     state.check_heartbeat(host.id)?;
     let request = body(request)?;
     state.metrics.heartbeats.inc();
-    let outcome = state.platform.heartbeat(&host, request).await?;
+    let outcome = state
+        .platform
+        .heartbeat(&host, request)
+        .await
+        .inspect_err(|err| {
+            if err.code == ErrorCode::Unavailable {
+                state.metrics.heartbeats_refused_busy.inc();
+            }
+        })?;
     for (kind, status) in &outcome.acks {
         state.metrics.command(kind.as_str(), status.as_str());
     }

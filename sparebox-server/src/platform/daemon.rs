@@ -9,6 +9,9 @@ use sparebox_protocol::{
 };
 use sparebox_store::{AgentSample, ReportWrite, SampleRetention, SeenAgent};
 
+/// What a heartbeat refused for want of a turn tells its daemon to wait, in seconds.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 10;
+
 /// How many of an agent's latest commands decide what the platform wants of it.
 pub(super) const DESIRED_HISTORY: u32 = 20;
 
@@ -19,9 +22,14 @@ impl Platform {
     /// reports, and hands over pending commands. When the daemon asked to wait and nothing
     /// is pending, holds on until a command is queued or the wait runs out.
     ///
+    /// At most [`PlatformConfig::heartbeat_concurrency`] heartbeats are processed at once;
+    /// a held heartbeat gives up its turn while it waits for a command.
+    ///
     /// # Errors
     ///
-    /// Bad request for an unsupported protocol version or too many reports.
+    /// Bad request for an unsupported protocol version or too many reports; unavailable
+    /// (retry after [`BUSY_RETRY_AFTER_SECS`]) when no turn came within
+    /// [`PlatformConfig::heartbeat_queue_timeout`].
     pub async fn heartbeat(
         &self,
         host: &HostRecord,
@@ -40,6 +48,7 @@ impl Platform {
                 "a heartbeat may carry at most {MAX_REPORTS_PER_HEARTBEAT} agent statuses and {MAX_REPORTS_PER_HEARTBEAT} acks"
             )));
         }
+        let turn = self.heartbeat_turn().await?;
         let wakeups = self.store.host_wakeups();
         let now = self.clock.now();
         let mut confirmed = Vec::with_capacity(request.command_acks.len());
@@ -105,6 +114,7 @@ impl Platform {
         if commands.is_empty() {
             if let Some(wait) = request.wait_seconds.filter(|s| *s > 0) {
                 let wait = Duration::from_secs(u64::from(wait)).min(self.config.max_heartbeat_wait);
+                drop(turn);
                 commands = self.wait_for_commands(host, wakeups, wait).await?;
                 waited = true;
             }
@@ -233,6 +243,26 @@ impl Platform {
             })
             .await?;
         Ok(())
+    }
+
+    /// Waits for a turn to process a heartbeat, at most
+    /// [`PlatformConfig::heartbeat_queue_timeout`].
+    async fn heartbeat_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>, PlatformError> {
+        let wait = self.config.heartbeat_queue_timeout;
+        match tokio::time::timeout(wait, self.heartbeat_turns.acquire()).await {
+            Ok(Ok(turn)) => Ok(turn),
+            // The semaphore is never closed; treat it like a full queue all the same.
+            Ok(Err(_)) | Err(_) => Err(PlatformError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the server is busy: this heartbeat waited {} ms for one of {} turns; \
+                     retry in {BUSY_RETRY_AFTER_SECS} s",
+                    wait.as_millis(),
+                    self.config.heartbeat_concurrency.max(1)
+                ),
+            )
+            .with_retry_after(BUSY_RETRY_AFTER_SECS)),
+        }
     }
 
     async fn wait_for_commands(

@@ -19,6 +19,7 @@ pub use billing::WebhookResult;
 pub use hosts::{HostFilter, HostSettingsRequest};
 pub use logs::{LogsRequest, LogsView, DEFAULT_LOG_MAX_BYTES, DEFAULT_LOG_TAIL_LINES};
 pub use rollouts::{check_image_reference, ImageReferenceError, RolloutReport, RolloutRequest};
+pub use daemon::BUSY_RETRY_AFTER_SECS;
 pub use rotation::RotationReport;
 
 use std::collections::BTreeMap;
@@ -122,6 +123,8 @@ pub struct Platform {
     clock: Arc<dyn Clock>,
     shutdown: tokio::sync::watch::Sender<bool>,
     stripe: crate::billing::StripeClient,
+    /// Turns for processing heartbeats ([`PlatformConfig::heartbeat_concurrency`]).
+    heartbeat_turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -140,6 +143,9 @@ impl Platform {
     /// A platform over `store` with `config`, sealing secrets with `keyring`.
     pub fn new(store: Arc<dyn Store>, config: PlatformConfig, keyring: Keyring) -> Self {
         Self {
+            heartbeat_turns: Arc::new(tokio::sync::Semaphore::new(
+                config.heartbeat_concurrency.max(1),
+            )),
             store,
             config,
             keyring: Arc::new(keyring),

@@ -27,6 +27,8 @@ async fn main() -> anyhow::Result<()> {
     let config = PlatformConfig {
         agent_image: settings.agent_image.clone(),
         heartbeat_interval: Duration::from_secs(settings.heartbeat_interval),
+        heartbeat_concurrency: settings.heartbeat_concurrency,
+        heartbeat_queue_timeout: Duration::from_millis(settings.heartbeat_queue_timeout_ms),
         secure_cookies: settings.secure_cookies,
         allow_moving_image_tags: settings.allow_moving_image_tags,
         stripe: settings.stripe.clone(),
@@ -44,6 +46,8 @@ async fn main() -> anyhow::Result<()> {
         agent_image = %config.agent_image,
         heartbeat_interval_s = config.heartbeat_interval.as_secs(),
         command_expiry_s = config.command_expiry.as_secs(),
+        heartbeat_concurrency = config.heartbeat_concurrency,
+        heartbeat_queue_timeout_ms = settings.heartbeat_queue_timeout_ms,
         secure_cookies = config.secure_cookies,
         backup_max_bytes = config.backups.max_bytes,
         backups_kept = config.backups.keep,

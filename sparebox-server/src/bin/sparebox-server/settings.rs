@@ -29,6 +29,10 @@ pub const ENV_RETIRED_KEYS: &str = "SPAREBOX_RETIRED_KEYS";
 pub const ENV_ALLOW_GENERATED_KEY: &str = "SPAREBOX_ALLOW_GENERATED_KEY";
 /// Environment variable: heartbeat interval in seconds.
 pub const ENV_HEARTBEAT_INTERVAL: &str = "SPAREBOX_HEARTBEAT_INTERVAL";
+/// Environment variable: heartbeats processed at once.
+pub const ENV_HEARTBEAT_CONCURRENCY: &str = "SPAREBOX_HEARTBEAT_CONCURRENCY";
+/// Environment variable: how long a heartbeat waits for its turn, in milliseconds.
+pub const ENV_HEARTBEAT_QUEUE_TIMEOUT_MS: &str = "SPAREBOX_HEARTBEAT_QUEUE_TIMEOUT_MS";
 /// Environment variable: log format.
 pub const ENV_LOG_FORMAT: &str = "SPAREBOX_LOG_FORMAT";
 /// Environment variable: the largest backup archive a host may upload, in MiB.
@@ -94,6 +98,14 @@ pub struct Args {
     /// Seconds between heartbeats that daemons are told to use [default: 60].
     #[arg(long, env = ENV_HEARTBEAT_INTERVAL)]
     heartbeat_interval: Option<u64>,
+    /// Heartbeats processed at once; a held heartbeat waiting for a command does not count
+    /// [default: 64].
+    #[arg(long, env = ENV_HEARTBEAT_CONCURRENCY)]
+    heartbeat_concurrency: Option<usize>,
+    /// How long a heartbeat waits for its turn before it is refused with 503 and
+    /// Retry-After, in milliseconds [default: 2000].
+    #[arg(long, env = ENV_HEARTBEAT_QUEUE_TIMEOUT_MS)]
+    heartbeat_queue_timeout_ms: Option<u64>,
     /// The largest backup archive a host may upload, in MiB [default: 256].
     #[arg(long, env = ENV_BACKUP_MAX_MB)]
     backup_max_mb: Option<u64>,
@@ -164,6 +176,8 @@ struct FileSettings {
     retired_keys: Option<Vec<String>>,
     allow_generated_key: Option<bool>,
     heartbeat_interval: Option<u64>,
+    heartbeat_concurrency: Option<usize>,
+    heartbeat_queue_timeout_ms: Option<u64>,
     backup_max_mb: Option<u64>,
     backups_kept: Option<u32>,
     log_format: Option<String>,
@@ -215,6 +229,10 @@ pub struct Settings {
     pub allow_generated_key: bool,
     /// Heartbeat interval in seconds (at least 1).
     pub heartbeat_interval: u64,
+    /// Heartbeats processed at once (at least 1).
+    pub heartbeat_concurrency: usize,
+    /// How long a heartbeat waits for its turn, in milliseconds (at least 1).
+    pub heartbeat_queue_timeout_ms: u64,
     /// The backup size cap in MiB (at least 1).
     pub backup_max_mb: u64,
     /// Backups kept per agent (at least 1).
@@ -292,6 +310,16 @@ impl Settings {
                 .or(file.heartbeat_interval)
                 .unwrap_or(60)
                 .max(1),
+            heartbeat_concurrency: args
+                .heartbeat_concurrency
+                .or(file.heartbeat_concurrency)
+                .unwrap_or(64)
+                .max(1),
+            heartbeat_queue_timeout_ms: args
+                .heartbeat_queue_timeout_ms
+                .or(file.heartbeat_queue_timeout_ms)
+                .unwrap_or(2000)
+                .max(1),
             backup_max_mb: args
                 .backup_max_mb
                 .or(file.backup_max_mb)
@@ -350,7 +378,8 @@ mod tests {
         let file = dir.path().join("server.toml");
         std::fs::write(
             &file,
-            "listen = \"127.0.0.1:9000\"\nheartbeat_interval = 30\nagent_image = \"img:file\"\n",
+            "listen = \"127.0.0.1:9000\"\nheartbeat_interval = 30\nagent_image = \"img:file\"\n\
+             heartbeat_concurrency = 8\nheartbeat_queue_timeout_ms = 500\n",
         )
         .unwrap();
         let settings = Settings::resolve(parse(&[
@@ -358,10 +387,14 @@ mod tests {
             file.to_str().unwrap(),
             "--agent-image",
             "img:flag",
+            "--heartbeat-concurrency",
+            "16",
         ]))
         .unwrap();
         assert_eq!(settings.listen.port(), 9000);
         assert_eq!(settings.heartbeat_interval, 30);
+        assert_eq!(settings.heartbeat_concurrency, 16);
+        assert_eq!(settings.heartbeat_queue_timeout_ms, 500);
         assert_eq!(settings.agent_image, "img:flag");
         assert_eq!(settings.log_format, "text");
         assert_eq!(
