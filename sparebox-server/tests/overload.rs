@@ -105,7 +105,10 @@ async fn heartbeat_without_a_turn_in_time_is_refused_and_nothing_is_lost() {
         async move { platform.heartbeat(&a, heartbeat(None)).await }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!first.is_finished(), "the first heartbeat waits for the lock");
+    assert!(
+        !first.is_finished(),
+        "the first heartbeat waits for the lock"
+    );
 
     let refused = platform.heartbeat(&b, heartbeat(None)).await.unwrap_err();
     assert_eq!(refused.code, ErrorCode::Unavailable);

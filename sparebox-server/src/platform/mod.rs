@@ -16,10 +16,10 @@ pub use accounts::{SessionStart, SignIn, SignUp};
 pub(crate) use backups::too_large;
 pub use backups::{BackupList, MAX_BACKUP_INTERVAL_HOURS};
 pub use billing::WebhookResult;
+pub use daemon::BUSY_RETRY_AFTER_SECS;
 pub use hosts::{HostFilter, HostSettingsRequest};
 pub use logs::{LogsRequest, LogsView, DEFAULT_LOG_MAX_BYTES, DEFAULT_LOG_TAIL_LINES};
 pub use rollouts::{check_image_reference, ImageReferenceError, RolloutReport, RolloutRequest};
-pub use daemon::BUSY_RETRY_AFTER_SECS;
 pub use rotation::RotationReport;
 
 use std::collections::BTreeMap;
