@@ -1,13 +1,14 @@
 //! Host liveness and command expiry, judged by the server's clock (a manual clock here).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use sparebox_core::AgentState;
 use sparebox_protocol::{
-    AckStatus, AgentStatusReport, CommandAck, HeartbeatRequest, HostHardware, IsolationMode,
-    RuntimeStatus,
+    AckStatus, AgentStatusReport, CommandAck, HeartbeatRequest, RuntimeStatus,
 };
 use sparebox_server::{
     AccountRecord, AgentRequest, EncryptionKey, HostFilter, Keyring, ManualClock, Platform,
@@ -17,22 +18,9 @@ use sparebox_store::sqlite::SqliteStore;
 
 fn heartbeat(statuses: Vec<AgentStatusReport>, acks: Vec<CommandAck>) -> HeartbeatRequest {
     HeartbeatRequest {
-        protocol_version: sparebox_protocol::PROTOCOL_VERSION,
-        daemon_version: "test".into(),
-        hardware: HostHardware {
-            ram_mb: 16 * 1024,
-            cpu_cores: 8,
-            disk_gb: 200,
-            os: "linux".into(),
-            arch: "x86_64".into(),
-            gpu: None,
-        },
-        isolation: IsolationMode::Docker,
         agent_statuses: statuses,
         command_acks: acks,
-        wait_seconds: None,
-        agent_events: Vec::new(),
-        slots: None,
+        ..common::quiet_heartbeat()
     }
 }
 

@@ -2,10 +2,12 @@
 //! its turn up while it waits for a command, and one that gets no turn in time is refused
 //! as unavailable with a time to retry, instead of queueing without end.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use sparebox_protocol::{HeartbeatRequest, HostHardware, IsolationMode};
+use sparebox_protocol::HeartbeatRequest;
 use sparebox_server::{
     AccountRecord, EncryptionKey, ErrorCode, Keyring, Platform, PlatformConfig, SignUp,
     BUSY_RETRY_AFTER_SECS,
@@ -15,22 +17,8 @@ use sqlx::{Connection, Executor, SqliteConnection};
 
 fn heartbeat(wait_seconds: Option<u32>) -> HeartbeatRequest {
     HeartbeatRequest {
-        protocol_version: sparebox_protocol::PROTOCOL_VERSION,
-        daemon_version: "test".into(),
-        hardware: HostHardware {
-            ram_mb: 16 * 1024,
-            cpu_cores: 8,
-            disk_gb: 200,
-            os: "linux".into(),
-            arch: "x86_64".into(),
-            gpu: None,
-        },
-        isolation: IsolationMode::Docker,
-        agent_statuses: Vec::new(),
-        command_acks: Vec::new(),
         wait_seconds,
-        agent_events: Vec::new(),
-        slots: None,
+        ..common::quiet_heartbeat()
     }
 }
 

@@ -11,6 +11,29 @@ use serde_json::{json, Value};
 use sparebox_server::{EncryptionKey, Keyring, Platform, PlatformConfig};
 use sparebox_store::sqlite::SqliteStore;
 
+/// A heartbeat from a 16 GiB, 8-core Linux host isolating with Docker that reports
+/// nothing; tests fill in what they report with struct update syntax.
+pub fn quiet_heartbeat() -> sparebox_protocol::HeartbeatRequest {
+    sparebox_protocol::HeartbeatRequest {
+        protocol_version: sparebox_protocol::PROTOCOL_VERSION,
+        daemon_version: "test".into(),
+        hardware: sparebox_protocol::HostHardware {
+            ram_mb: 16 * 1024,
+            cpu_cores: 8,
+            disk_gb: 200,
+            os: "linux".into(),
+            arch: "x86_64".into(),
+            gpu: None,
+        },
+        isolation: sparebox_protocol::IsolationMode::Docker,
+        agent_statuses: Vec::new(),
+        command_acks: Vec::new(),
+        wait_seconds: None,
+        agent_events: Vec::new(),
+        slots: None,
+    }
+}
+
 /// The password every test account uses.
 pub const PASSWORD: &str = "correct horse battery staple";
 
