@@ -45,10 +45,12 @@ async fn rate_limited_heartbeat_is_retried_later_as_the_server_says() {
         Duration::from_secs(10),
     );
 
-    // The server allows a burst of heartbeats per host, then refuses with Retry-After.
+    // The server allows a burst of heartbeats per host, then refuses with Retry-After. The
+    // allowance refills by one every 60 s / limit while the loop runs, so it may take a few
+    // more than `limit` heartbeats to drain; each takes milliseconds, far less than that.
     let limit = sparebox_server::http::HEARTBEATS_PER_MINUTE;
     let mut refused = None;
-    for _ in 0..=limit {
+    for _ in 0..=limit * 10 {
         if let Err(err) = client.heartbeat(&heartbeat()).await {
             refused = Some(err);
             break;

@@ -23,14 +23,14 @@ fn heartbeat(wait_seconds: Option<u32>) -> HeartbeatRequest {
 }
 
 /// A platform on a SQLite file in `dir` processing one heartbeat at a time and letting
-/// others wait 200 ms for their turn, with two registered hosts.
+/// others wait a second for their turn, with two registered hosts.
 async fn one_turn_platform(dir: &tempfile::TempDir) -> (Platform, HostRecord, HostRecord) {
     let store = SqliteStore::open(dir.path().join("sparebox.db"))
         .await
         .unwrap();
     let config = PlatformConfig {
         heartbeat_concurrency: 1,
-        heartbeat_queue_timeout: Duration::from_millis(200),
+        heartbeat_queue_timeout: Duration::from_secs(1),
         ..PlatformConfig::default()
     };
     let platform = Platform::new(
@@ -66,7 +66,7 @@ async fn held_heartbeat_gives_up_its_turn_while_it_waits() {
         let platform = platform.clone();
         async move { platform.heartbeat(&a, heartbeat(Some(5))).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!held.is_finished(), "the first heartbeat is held");
 
     // With the only turn kept by the held heartbeat, this one would be refused.
@@ -92,7 +92,7 @@ async fn heartbeat_without_a_turn_in_time_is_refused_and_nothing_is_lost() {
         let platform = platform.clone();
         async move { platform.heartbeat(&a, heartbeat(None)).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         !first.is_finished(),
         "the first heartbeat waits for the lock"
