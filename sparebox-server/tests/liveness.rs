@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use sparebox_core::AgentState;
+use sparebox_core::{AgentState, CommandId};
 use sparebox_protocol::{
     AckStatus, AgentStatusReport, CommandAck, HeartbeatRequest, RuntimeStatus,
 };
 use sparebox_server::{
     AccountRecord, AgentRequest, EncryptionKey, HostFilter, Keyring, ManualClock, Platform,
-    PlatformConfig, SignUp,
+    PlatformConfig,
 };
 use sparebox_store::sqlite::SqliteStore;
 
@@ -24,17 +24,13 @@ fn heartbeat(statuses: Vec<AgentStatusReport>, acks: Vec<CommandAck>) -> Heartbe
     }
 }
 
-async fn sign_up(platform: &Platform) -> AccountRecord {
-    let (owner, _, _) = platform
-        .sign_up(SignUp {
-            email: "alice@example.com".into(),
-            password: sparebox_core::Secret::new("correct horse battery staple"),
-            roles: vec!["host_owner".into(), "deployer".into()],
-            name: None,
-        })
-        .await
-        .unwrap();
-    owner
+/// The ack of a command carried out.
+fn acked(id: CommandId) -> CommandAck {
+    CommandAck {
+        id,
+        status: AckStatus::Acked,
+        error: None,
+    }
 }
 
 async fn platform(clock: Arc<ManualClock>) -> Platform {
@@ -51,7 +47,7 @@ async fn platform(clock: Arc<ManualClock>) -> Platform {
 async fn silent_host_goes_offline_and_its_agents_recover_when_it_returns() {
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let platform = platform(clock.clone()).await;
-    let owner = sign_up(&platform).await;
+    let owner = common::sign_up_owner(&platform).await;
     let (host_view, key) = platform.register_host(&owner, "box").await.unwrap();
     let host = platform.authenticate_host(&key).await.unwrap();
     platform
@@ -79,17 +75,7 @@ async fn silent_host_goes_offline_and_its_agents_recover_when_it_returns() {
     let deploy = delivered.response.commands[0].id;
     let running = AgentStatusReport::new(agent.id, RuntimeStatus::Running);
     platform
-        .heartbeat(
-            &host,
-            heartbeat(
-                vec![running.clone()],
-                vec![CommandAck {
-                    id: deploy,
-                    status: AckStatus::Acked,
-                    error: None,
-                }],
-            ),
-        )
+        .heartbeat(&host, heartbeat(vec![running.clone()], vec![acked(deploy)]))
         .await
         .unwrap();
     assert_eq!(
@@ -149,7 +135,7 @@ async fn host_with_queued_deploy(
     sparebox_store::CommandRecord,
 ) {
     let platform = platform(clock).await;
-    let owner = sign_up(&platform).await;
+    let owner = common::sign_up_owner(&platform).await;
     let (host_view, key) = platform.register_host(&owner, "box").await.unwrap();
     let host = platform.authenticate_host(&key).await.unwrap();
     platform
@@ -206,17 +192,7 @@ async fn unacknowledged_deploy_expires_after_five_minutes_by_the_server_clock() 
 
     // A late ack changes nothing.
     platform
-        .heartbeat(
-            &host,
-            heartbeat(
-                vec![],
-                vec![CommandAck {
-                    id: command.id,
-                    status: AckStatus::Acked,
-                    error: None,
-                }],
-            ),
-        )
+        .heartbeat(&host, heartbeat(vec![], vec![acked(command.id)]))
         .await
         .unwrap();
     assert_eq!(
@@ -246,17 +222,7 @@ async fn deploy_delivered_before_an_outage_is_applied_when_its_host_returns_with
     }
     let running = AgentStatusReport::new(agent.id, RuntimeStatus::Running);
     platform
-        .heartbeat(
-            &host,
-            heartbeat(
-                vec![running],
-                vec![CommandAck {
-                    id: command.id,
-                    status: AckStatus::Acked,
-                    error: None,
-                }],
-            ),
-        )
+        .heartbeat(&host, heartbeat(vec![running], vec![acked(command.id)]))
         .await
         .unwrap();
     assert_eq!(
@@ -293,11 +259,7 @@ async fn running_agent(
         .heartbeat(host, heartbeat(vec![], vec![]))
         .await
         .unwrap();
-    let ack = CommandAck {
-        id: delivered.response.commands[0].id,
-        status: AckStatus::Acked,
-        error: None,
-    };
+    let ack = acked(delivered.response.commands[0].id);
     let running = AgentStatusReport::new(agent.id, RuntimeStatus::Running);
     platform
         .heartbeat(host, heartbeat(vec![running], vec![ack]))
@@ -320,7 +282,7 @@ async fn routine_and_state_changing_reports_in_one_heartbeat_are_both_applied() 
     let start = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
     let clock = Arc::new(ManualClock::new(start));
     let platform = platform(clock.clone()).await;
-    let owner = sign_up(&platform).await;
+    let owner = common::sign_up_owner(&platform).await;
     let (_, key) = platform.register_host(&owner, "box").await.unwrap();
     let host = platform.authenticate_host(&key).await.unwrap();
     platform

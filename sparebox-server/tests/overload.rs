@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use sparebox_protocol::HeartbeatRequest;
 use sparebox_server::{
-    AccountRecord, EncryptionKey, ErrorCode, Keyring, Platform, PlatformConfig, SignUp,
-    BUSY_RETRY_AFTER_SECS,
+    EncryptionKey, ErrorCode, Keyring, Platform, PlatformConfig, BUSY_RETRY_AFTER_SECS,
 };
 use sparebox_store::{sqlite::SqliteStore, HostRecord};
 use sqlx::{Connection, Executor, SqliteConnection};
@@ -38,16 +37,7 @@ async fn one_turn_platform(dir: &tempfile::TempDir) -> (Platform, HostRecord, Ho
         config,
         Keyring::new(EncryptionKey::generate()),
     );
-    let owner: AccountRecord = platform
-        .sign_up(SignUp {
-            email: "alice@example.com".into(),
-            password: sparebox_core::Secret::new("correct horse battery staple"),
-            roles: vec!["host_owner".into()],
-            name: None,
-        })
-        .await
-        .unwrap()
-        .0;
+    let owner = common::sign_up_owner(&platform).await;
     let mut hosts = Vec::new();
     for name in ["a", "b"] {
         let (_, key) = platform.register_host(&owner, name).await.unwrap();

@@ -37,6 +37,21 @@ pub fn quiet_heartbeat() -> sparebox_protocol::HeartbeatRequest {
 /// The password every test account uses.
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// Signs alice@example.com up on `platform` directly (no HTTP) as a host owner and
+/// deployer.
+pub async fn sign_up_owner(platform: &Platform) -> sparebox_server::AccountRecord {
+    let (owner, _, _) = platform
+        .sign_up(sparebox_server::SignUp {
+            email: "alice@example.com".into(),
+            password: sparebox_core::Secret::new(PASSWORD),
+            roles: vec!["host_owner".into(), "deployer".into()],
+            name: None,
+        })
+        .await
+        .unwrap();
+    owner
+}
+
 pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
